@@ -11,6 +11,8 @@ PACKAGES=(
   libboost-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libpcre2-dev
+  zlib1g-dev
+  slurm-wlm munge
   python3 python3-torch python3-sklearn python3-pil python3-numpy
 )
 missing=()
