@@ -1,0 +1,183 @@
+#include "common/protocol.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+namespace sd2::protocol {
+namespace {
+
+template <typename T>
+T RoundTrip(const T& m) {
+  auto d = Decode(Encode(m));
+  EXPECT_TRUE(d.ok()) << d.status();
+  auto p = ParseAs<T>(*d);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *p : T{};
+}
+
+TEST(ProtocolTest, RoundTripsWorkerMessages) {
+  Register reg;
+  reg.group = "host:1";
+  reg.host = "host";
+  reg.size = 2;
+  reg.devices = "cuda";
+  reg.version = "0.1.0";
+  reg.git_commit = "abc";
+  reg.versions = {{"torch", "1.13"}};
+  reg.held = {{"k1", 2}};
+  Register r2 = RoundTrip(reg);
+  EXPECT_EQ(r2.group, "host:1");
+  EXPECT_EQ(r2.size, 2);
+  EXPECT_EQ(r2.devices, "cuda");
+  EXPECT_EQ(r2.versions["torch"], "1.13");
+  ASSERT_EQ(r2.held.size(), 1u);
+  EXPECT_EQ(r2.held[0].trial_key, "k1");
+  EXPECT_EQ(r2.held[0].attempt, 2);
+
+  LeaseGrant g{"k1", 3, {{"method", "smoke"}}, {{"ranks", 2}}, 7.5};
+  LeaseGrant g2 = RoundTrip(g);
+  EXPECT_EQ(g2.attempt, 3);
+  EXPECT_EQ(g2.config["method"], "smoke");
+  EXPECT_DOUBLE_EQ(g2.lease_s, 7.5);
+
+  MetricsBatch mb{"k1", 1, {{0, 1, "loss", 0.5, 100.25}, {1, 1, "acc", 0.75, 100.5}}};
+  MetricsBatch mb2 = RoundTrip(mb);
+  ASSERT_EQ(mb2.rows.size(), 2u);
+  EXPECT_EQ(mb2.rows[1].name, "acc");
+  EXPECT_DOUBLE_EQ(mb2.rows[1].value, 0.75);
+  EXPECT_DOUBLE_EQ(mb2.rows[0].time, 100.25);
+
+  ScoresBatch sb{"k1", 1, 4, "DF40", {{"s1", "v1", 1, "FS", 0.25}}};
+  ScoresBatch sb2 = RoundTrip(sb);
+  EXPECT_EQ(sb2.seq, 4);
+  ASSERT_EQ(sb2.rows.size(), 1u);
+  EXPECT_EQ(sb2.rows[0].label, 1);
+  EXPECT_EQ(sb2.rows[0].type, "FS");
+
+  Result res{"g", "k1", 1, "preempted", "", {{"lc", "mean"}}};
+  EXPECT_EQ(RoundTrip(res).outcome, "preempted");
+  Heartbeat hb{"g", "k1", 1, 40};
+  EXPECT_EQ(RoundTrip(hb).step, 40);
+  HeartbeatReply hr{true, "cancelled"};
+  EXPECT_TRUE(RoundTrip(hr).stop);
+  CheckpointRecord ck{"k1", 1, 10, "/w/k1/ckpt", "d"};
+  EXPECT_EQ(RoundTrip(ck).path, "/w/k1/ckpt");
+}
+
+TEST(ProtocolTest, RoundTripsControlMessages) {
+  Submit s;
+  s.name = "t6";
+  s.spec_toml = "x = 1";
+  s.force = true;
+  TrialSpec t;
+  t.key = "k";
+  t.method = "smoke";
+  t.config = {{"method", "smoke"}};
+  t.resources = {{"ranks", 2}, {"gpus_per_rank", 0}};
+  t.depends_on = "k0";
+  s.trials.push_back(t);
+  Submit s2 = RoundTrip(s);
+  EXPECT_TRUE(s2.force);
+  ASSERT_EQ(s2.trials.size(), 1u);
+  EXPECT_EQ(s2.trials[0].depends_on, "k0");
+  EXPECT_EQ(s2.trials[0].resources["ranks"], 2);
+  Cancel c;
+  c.sweep = 3;
+  EXPECT_EQ(RoundTrip(c).sweep, 3);
+}
+
+TEST(ProtocolTest, RejectsMalformedEnvelopes) {
+  auto code = [](std::string_view b, size_t max = kDefaultMaxMessageBytes) {
+    return Decode(b, max).status();
+  };
+  EXPECT_EQ(code("").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(code("{not json").message(), "message is not valid JSON");
+  EXPECT_EQ(code("[1,2]").message(), "message must be a JSON object, got array");
+  EXPECT_EQ(code(R"({"type":"heartbeat"})").message(),
+            "message has no integer protocol version 'v'");
+  Status v = code(R"({"v":2,"type":"heartbeat"})");
+  EXPECT_EQ(v.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(v.message().find("protocol version 2 is not supported"), std::string::npos);
+  EXPECT_EQ(code(R"({"v":1,"type":7})").message(), "message has no string 'type'");
+  Status big = code(std::string(100, ' '), 99);
+  EXPECT_EQ(big.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(big.message(), "message of 100 bytes exceeds the limit of 99");
+}
+
+TEST(ProtocolTest, RejectsBadFieldsWithPreciseMessages) {
+  auto parse = [](const std::string& s, auto* out) {
+    auto d = Decode(s);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return Parse(d->body, out);
+  };
+  Heartbeat hb;
+  EXPECT_EQ(
+      parse(R"({"v":1,"type":"heartbeat","group":"g","trial":"k","attempt":"one"})", &hb).message(),
+      "heartbeat: field 'attempt': expected an integer, got string");
+  EXPECT_EQ(parse(R"({"v":1,"type":"heartbeat","trial":"k"})", &hb).message(),
+            "heartbeat: missing field 'group'");
+  EXPECT_EQ(
+      parse(R"({"v":1,"type":"heartbeat","group":"g","trial":"k","attempt":0})", &hb).message(),
+      "heartbeat: field 'attempt' must be >= 1, got 0");
+  ScoresBatch sb;
+  EXPECT_EQ(parse(R"({"v":1,"type":"scores","trial":"k","attempt":1,"seq":0,"eval_set":"e",)"
+                  R"("rows":[["s","v",2,"FS",0.5]]})",
+                  &sb)
+                .message(),
+            "scores: rows[0]: label must be 0 or 1");
+  MetricsBatch mb;
+  EXPECT_EQ(parse(R"({"v":1,"type":"metrics","trial":"k","attempt":1,"rows":[[1,2,"x",0.5]]})", &mb)
+                .message(),
+            "metrics: rows[0]: expected [seq, step, name, value, time]");
+  Result res;
+  EXPECT_EQ(parse(R"({"v":1,"type":"result","group":"g","trial":"k","attempt":1,)"
+                  R"("outcome":"great"})",
+                  &res)
+                .message(),
+            "result: field 'outcome' must be succeeded, failed, cancelled or preempted, got "
+            "\"great\"");
+  Register reg;
+  EXPECT_EQ(parse(R"({"v":1,"type":"register","group":"g","size":0})", &reg).message(),
+            "register: field 'size' must be between 1 and 1048576, got 0");
+  Cancel c;
+  EXPECT_EQ(parse(R"({"v":1,"type":"cancel"})", &c).message(),
+            "cancel: give exactly one of 'sweep' and 'trial'");
+  Submit s;
+  EXPECT_EQ(parse(R"({"v":1,"type":"submit","name":"x","trials":[{"key":"k"}]})", &s).message(),
+            "submit: trials[0]: missing field 'method'");
+  auto wrong = ParseAs<Heartbeat>(*Decode(Encode(LeaseRequest{"g"})));
+  EXPECT_EQ(wrong.status().message(), "expected a 'heartbeat' message, got 'lease_request'");
+}
+
+TEST(ProtocolTest, ErrorRepliesCarryTheStatus) {
+  auto d = Decode(ErrorReply(AbortedError("lease lost")));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->type, "error");
+  Status s = ReplyStatus(*d);
+  EXPECT_EQ(s.code(), StatusCode::kAborted);
+  EXPECT_EQ(s.message(), "lease lost");
+  EXPECT_TRUE(ReplyStatus(*Decode(Encode(Ack{1, 0}))).ok());
+}
+
+// Random bytes and truncations of valid messages never crash and never decode+parse as valid
+// when truncated.
+TEST(ProtocolTest, GarbageNeverCrashes) {
+  std::mt19937 rng(42);
+  std::string valid = Encode(ScoresBatch{"k", 1, 0, "e", {{"s", "v", 0, "REAL", 0.1}}});
+  for (size_t cut = 0; cut < valid.size(); ++cut) {
+    auto d = Decode(std::string_view(valid).substr(0, cut));
+    EXPECT_FALSE(d.ok());
+  }
+  for (int i = 0; i < 2000; ++i) {
+    std::string s = valid;
+    for (int k = 0; k < 3; ++k) s[rng() % s.size()] = static_cast<char>(rng() % 256);
+    auto d = Decode(s);
+    if (!d.ok()) continue;
+    ScoresBatch sb;
+    (void)Parse(d->body, &sb);
+  }
+}
+
+}  // namespace
+}  // namespace sd2::protocol
