@@ -1,0 +1,170 @@
+// The shipped sweep files: they validate and expand, and the paper's 3M trials are shared.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+
+#include "sweeps/sweep.h"
+
+namespace sd2::sweeps {
+namespace {
+
+using nlohmann::json;
+
+const std::string kSweeps = std::string(SD2_SOURCE_DIR) + "/sweeps/";
+
+ExpandOptions Options(bool demo) {
+  ExpandOptions o;
+  o.vars["SD2_DATA"] = "/data/mmi-dd";
+  if (demo) {
+    o.scale_map = {{100000, 300}, {1000000, 3000}, {3000000, 9000}};
+    o.overrides = json::parse(R"({"model": "tiny", "hparams": {"steps": 40}})");
+  }
+  return o;
+}
+
+std::vector<Trial> Load(const std::string& rel, bool demo = false) {
+  auto spec = LoadSweepFile(kSweeps + rel);
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  if (!spec.ok()) return {};
+  auto trials = Expand(*spec, Options(demo));
+  EXPECT_TRUE(trials.ok()) << trials.status();
+  return trials.ok() ? *trials : std::vector<Trial>{};
+}
+
+// method/scale/seed/ablation → key, for trials with every SD2 switch on.
+std::map<std::string, std::string> FullModelKeys(const std::vector<Trial>& trials) {
+  std::map<std::string, std::string> out;
+  for (const auto& t : trials) {
+    if (t.method == "probe") continue;
+    if (t.config.contains("ablation") &&
+        t.config["ablation"] != json({{"clam", true}, {"ld_face", true}, {"ld_env", true}}))
+      continue;
+    out[t.method + "/" + std::to_string(t.scale) + "/" + std::to_string(t.seed)] = t.key;
+  }
+  return out;
+}
+
+std::set<std::string> EvalNames(const Trial& t) {
+  std::set<std::string> out;
+  for (const auto& e : t.config["eval"]) out.insert(e["name"].get<std::string>());
+  return out;
+}
+
+const std::vector<std::string> kSevenMethods = {"xception",  "recce",    "spsl", "clip",
+                                                "clip_lora", "clip_svd", "sd2"};
+
+TEST(PaperSweepsTest, EveryShippedFileValidatesAndExpands) {
+  size_t files = 0;
+  for (const auto& dir : {kSweeps + "paper", kSweeps}) {
+    for (const auto& e : std::filesystem::directory_iterator(dir)) {
+      if (e.path().extension() != ".toml") continue;
+      ++files;
+      for (bool demo : {false, true}) {
+        auto spec = LoadSweepFile(e.path().string());
+        ASSERT_TRUE(spec.ok()) << spec.status();
+        auto trials = Expand(*spec, Options(demo));
+        ASSERT_TRUE(trials.ok()) << trials.status();
+        EXPECT_FALSE(trials->empty()) << e.path();
+        // Without SD2_DATA the files name the missing variable.
+        EXPECT_NE(Expand(*spec).status().message().find("undefined variable ${SD2_DATA}"),
+                  std::string::npos);
+      }
+    }
+  }
+  EXPECT_EQ(files, 5u);  // four paper files + ablation.toml
+}
+
+TEST(PaperSweepsTest, Table2And3HasTheSevenMethodsAndThePapersColumns) {
+  auto trials = Load("paper/table2_3_intra_cross_3m.toml");
+  ASSERT_EQ(trials.size(), 7u);
+  std::set<std::string> expected = {// Table 2 (and 7) columns, from paper/reported.toml.
+                                    "DF40-FF", "DF40-CDF", "DF40-FS", "DF40-FR", "DF40-EFS",
+                                    "DF40-FE", "DFF", "DFFD", "DFDCP", "KoDF", "FF++ (c40)",
+                                    // Table 7 only.
+                                    "TIMIT (HQ)", "TIMIT (LQ)",
+                                    // Table 3 (and 8) columns.
+                                    "UADFV", "WildDeepFake", "DFDC", "DF40-Test-FS", "DF40-Test-FR",
+                                    "DF40-Test-EFS", "DF40-Test-FE"};
+  for (size_t i = 0; i < trials.size(); ++i) {
+    EXPECT_EQ(trials[i].method, kSevenMethods[i]);
+    EXPECT_EQ(trials[i].scale, 3000000);
+    EXPECT_EQ(EvalNames(trials[i]), expected);
+  }
+  // The filters follow the synthetic set's naming: dataset + subset.
+  for (const auto& e : trials[0].config["eval"]) {
+    if (e["name"] == "DF40-Test-EFS") {
+      EXPECT_EQ(e, json::parse(R"({"name":"DF40-Test-EFS","split":"test","datasets":["DF40-Test"],
+                                   "subsets":["EFS"],"types":[]})"));
+    }
+  }
+  const json& sd2 = trials[6].config["hparams"];
+  EXPECT_EQ(sd2["optimizer"], "adamw");
+  EXPECT_EQ(sd2["lr"].dump(), "5e-07");
+  EXPECT_EQ(sd2["batch_size"], 512);
+  EXPECT_EQ(trials[6].resources, json({{"ranks", 8}, {"gpus_per_rank", 1}}));
+}
+
+TEST(PaperSweepsTest, The3MTrialsAreSharedBetweenTables) {
+  for (bool demo : {false, true}) {
+    auto t23 = FullModelKeys(Load("paper/table2_3_intra_cross_3m.toml", demo));
+    auto t6 = FullModelKeys(Load("paper/table6_scaling.toml", demo));
+    auto t5 = FullModelKeys(Load("paper/table5_ablation.toml", demo));
+    int64_t s3m = demo ? 9000 : 3000000;
+    ASSERT_EQ(t23.size(), 7u);
+    ASSERT_EQ(t6.size(), 21u);
+    for (const auto& m : kSevenMethods) {
+      std::string k = m + "/" + std::to_string(s3m) + "/0";
+      ASSERT_TRUE(t23.count(k) && t6.count(k)) << k;
+      EXPECT_EQ(t23.at(k), t6.at(k)) << k;
+    }
+    std::string sd2 = "sd2/" + std::to_string(s3m) + "/0";
+    ASSERT_EQ(t5.size(), 1u);
+    EXPECT_EQ(t5.at(sd2), t23.at(sd2));
+  }
+}
+
+TEST(PaperSweepsTest, Table5HasThePapersFourRows) {
+  auto trials = Load("paper/table5_ablation.toml");
+  std::vector<json> rows;
+  for (const auto& t : trials) rows.push_back(t.config["ablation"]);
+  EXPECT_EQ(rows, (std::vector<json>{
+                      {{"clam", true}, {"ld_face", true}, {"ld_env", true}},
+                      {{"clam", true}, {"ld_face", true}, {"ld_env", false}},
+                      {{"clam", true}, {"ld_face", false}, {"ld_env", false}},
+                      {{"clam", false}, {"ld_face", false}, {"ld_env", false}},
+                  }));
+}
+
+TEST(PaperSweepsTest, Table4ProbesTheTable2And3Encoders) {
+  auto t4 = Load("paper/table4_genimage_probe.toml");
+  auto t23 = FullModelKeys(Load("paper/table2_3_intra_cross_3m.toml"));
+  std::set<std::string> probed;
+  size_t univfd = 0;
+  for (const auto& t : t4) {
+    if (t.method == "univfd") ++univfd;
+    if (t.method != "probe") continue;
+    std::string enc = t.config["probe"]["encoder_method"];
+    probed.insert(enc);
+    EXPECT_EQ(t.depends_on, t23.at(enc + "/3000000/0"));
+    EXPECT_EQ(t.config["probe"]["of"], t.depends_on);
+    EXPECT_EQ(EvalNames(t), (std::set<std::string>{"Midjourney", "SD v1.4", "SD v1.5", "ADM",
+                                                   "GLIDE", "Wukong", "VQDM", "BigGAN"}));
+    EXPECT_EQ(t.config["data"]["train"]["subsets"], json::array({"SD v1.4"}));
+  }
+  EXPECT_EQ(probed, (std::set<std::string>{"sd2", "clip_svd", "clip"}));
+  EXPECT_EQ(univfd, 1u);
+  EXPECT_EQ(t4.size(), 7u);  // univfd + 3 encoders + 3 probes
+}
+
+TEST(PaperSweepsTest, AblationExampleCounts) {
+  auto trials = Load("ablation.toml");
+  EXPECT_EQ(trials.size(), 25u);
+  EXPECT_EQ(trials.back().label, "clip_lora 100K seed0");
+  EXPECT_EQ(trials.front().config["hparams"]["epochs"], 2);
+}
+
+}  // namespace
+}  // namespace sd2::sweeps
