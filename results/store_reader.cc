@@ -117,6 +117,11 @@ StatusOr<std::vector<TrialResult>> ReadTrialResults(const std::string& db_path) 
     for (auto& [name, e] : by_set) {
       if (!e.all_have_video) e.videos.clear();
       StatusOr<Metrics> m = ComputeMetrics(e.labels, e.scores, e.videos);
+      if (!m.ok() && !e.videos.empty()) {
+        t.warnings.push_back("eval set '" + name +
+                             "': no video-level AUC: " + m.status().message());
+        m = ComputeMetrics(e.labels, e.scores, {});
+      }
       if (!m.ok()) {
         return DataLossError(db_path + ": trial " + t.trial_key + " attempt " +
                              std::to_string(t.attempt_id) + " eval set '" + name +

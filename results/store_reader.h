@@ -31,14 +31,16 @@ struct TrialResult {
   int64_t attempt_id = 0;
   double ended_at = 0;                   // attempts.ended_at (0 when NULL)
   std::map<std::string, Metrics> evals;  // eval set -> metrics from its stored scores
+  std::vector<std::string> warnings;     // e.g. video ids that give no video-level metric
 };
 
 // Highest store schema version this reader understands.
 inline constexpr int kStoreSchemaVersion = 1;
 
 // Every trial with a succeeded attempt, ordered by trial id. NotFound when `db_path` does not
-// exist, FailedPrecondition for a newer schema, DataLoss for unreadable rows or scores that
-// give no metrics (e.g. a config that is not JSON).
+// exist, FailedPrecondition for a newer schema, DataLoss for unreadable rows (e.g. a config
+// that is not JSON). Video ids that cannot be grouped (one video with two labels) drop only the
+// video-level metric, with a warning in TrialResult::warnings.
 StatusOr<std::vector<TrialResult>> ReadTrialResults(const std::string& db_path);
 
 }  // namespace sd2::results
