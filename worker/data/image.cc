@@ -1,0 +1,230 @@
+#include "worker/data/image.h"
+
+#include <png.h>
+#include <turbojpeg.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "common/file_util.h"
+
+namespace sd2::worker::data {
+namespace {
+
+struct TjHandle {
+  tjhandle h = nullptr;
+  bool compress;
+  explicit TjHandle(bool c) : compress(c) { Reset(); }
+  ~TjHandle() {
+    if (h) tjDestroy(h);
+  }
+  // A handle that saw a corrupt stream can keep failing afterwards: start afresh.
+  void Reset() {
+    if (h) tjDestroy(h);
+    h = compress ? tjInitCompress() : tjInitDecompress();
+  }
+};
+
+TjHandle& DecompressorHandle() {
+  thread_local TjHandle handle(false);
+  return handle;
+}
+tjhandle Decompressor() { return DecompressorHandle().h; }
+
+tjhandle Compressor() {
+  thread_local TjHandle handle(true);
+  return handle.h;
+}
+
+StatusOr<Image> DecodeJpeg(std::string_view bytes, int min_side) {
+  tjhandle tj = Decompressor();
+  if (!tj) return InternalError("tjInitDecompress failed");
+  int w = 0, h = 0, subsamp = 0, colorspace = 0;
+  auto* data = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (tjDecompressHeader3(tj, data, static_cast<unsigned long>(bytes.size()), &w, &h, &subsamp,
+                          &colorspace) != 0) {
+    Status st = DataLossError(std::string("corrupt JPEG header: ") + tjGetErrorStr2(tj));
+    DecompressorHandle().Reset();
+    return st;
+  }
+  if (w <= 0 || h <= 0 || static_cast<int64_t>(w) * h > (int64_t{1} << 28)) {
+    return DataLossError("JPEG has unusable size " + std::to_string(w) + "x" + std::to_string(h));
+  }
+  int sw = w, sh = h;
+  if (min_side > 0 && std::min(w, h) >= 2 * min_side) {
+    int n = 0;
+    tjscalingfactor* factors = tjGetScalingFactors(&n);
+    for (int i = 0; i < n; ++i) {
+      const tjscalingfactor f = factors[i];
+      if (f.num >= f.denom) continue;
+      int cw = TJSCALED(w, f), ch = TJSCALED(h, f);
+      if (cw >= min_side && ch >= min_side && cw < sw) {
+        sw = cw;
+        sh = ch;
+      }
+    }
+  }
+  Image img(sw, sh);
+  if (tjDecompress2(tj, data, static_cast<unsigned long>(bytes.size()), img.px.data(), sw, 0, sh,
+                    TJPF_RGB, TJFLAG_STOPONWARNING) != 0) {
+    Status st = DataLossError(std::string("corrupt or truncated JPEG: ") + tjGetErrorStr2(tj));
+    DecompressorHandle().Reset();
+    return st;
+  }
+  return img;
+}
+
+StatusOr<Image> DecodePng(std::string_view bytes) {
+  png_image image;
+  std::memset(&image, 0, sizeof(image));
+  image.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) {
+    return DataLossError(std::string("corrupt PNG: ") + image.message);
+  }
+  image.format = PNG_FORMAT_RGB;
+  if (image.width == 0 || image.height == 0 ||
+      static_cast<uint64_t>(image.width) * image.height > (uint64_t{1} << 28)) {
+    png_image_free(&image);
+    return DataLossError("PNG has unusable size");
+  }
+  Image img(static_cast<int>(image.width), static_cast<int>(image.height));
+  if (!png_image_finish_read(&image, nullptr, img.px.data(), 0, nullptr)) {
+    std::string msg = image.message;
+    png_image_free(&image);
+    return DataLossError("corrupt or truncated PNG: " + msg);
+  }
+  if (image.warning_or_error & PNG_IMAGE_ERROR) {
+    return DataLossError(std::string("corrupt PNG: ") + image.message);
+  }
+  return img;
+}
+
+// Area-average downscale by integer factors fx, fy (the last block may be partial).
+Image BoxDown(const Image& src, int fx, int fy) {
+  const int w = (src.width + fx - 1) / fx, h = (src.height + fy - 1) / fy;
+  Image out(w, h);
+  for (int y = 0; y < h; ++y) {
+    const int y0 = y * fy, y1 = std::min(src.height, y0 + fy);
+    for (int x = 0; x < w; ++x) {
+      const int x0 = x * fx, x1 = std::min(src.width, x0 + fx);
+      unsigned sum[3] = {0, 0, 0};
+      for (int yy = y0; yy < y1; ++yy) {
+        const uint8_t* p = src.At(x0, yy);
+        for (int xx = x0; xx < x1; ++xx, p += 3) {
+          sum[0] += p[0];
+          sum[1] += p[1];
+          sum[2] += p[2];
+        }
+      }
+      const unsigned n = static_cast<unsigned>((y1 - y0) * (x1 - x0));
+      uint8_t* o = out.At(x, y);
+      for (int c = 0; c < 3; ++c) o[c] = static_cast<uint8_t>((sum[c] + n / 2) / n);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<Image> DecodeImage(std::string_view bytes, int min_side) {
+  if (bytes.size() >= 3 && static_cast<unsigned char>(bytes[0]) == 0xFF &&
+      static_cast<unsigned char>(bytes[1]) == 0xD8) {
+    return DecodeJpeg(bytes, min_side);
+  }
+  if (bytes.size() >= 8 && std::memcmp(bytes.data(), "\x89PNG\r\n\x1a\n", 8) == 0) {
+    return DecodePng(bytes);
+  }
+  if (bytes.empty()) return DataLossError("empty file");
+  return InvalidArgumentError("not a JPEG or PNG file");
+}
+
+StatusOr<Image> LoadImage(const std::string& path, int min_side) {
+  if (!PathExists(path)) return NotFoundError("no such file: " + path);
+  SD2_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  StatusOr<Image> img = DecodeImage(bytes, min_side);
+  if (!img.ok()) return img.status().WithPrefix(path);
+  return img;
+}
+
+StatusOr<std::string> EncodeJpeg(const Image& img, int quality) {
+  if (img.empty()) return InvalidArgumentError("cannot encode an empty image");
+  tjhandle tj = Compressor();
+  if (!tj) return InternalError("tjInitCompress failed");
+  unsigned char* buf = nullptr;
+  unsigned long size = 0;
+  if (tjCompress2(tj, img.px.data(), img.width, 0, img.height, TJPF_RGB, &buf, &size, TJSAMP_420,
+                  std::clamp(quality, 1, 100), 0) != 0) {
+    if (buf) tjFree(buf);
+    return InternalError(std::string("JPEG encoding failed: ") + tjGetErrorStr2(tj));
+  }
+  std::string out(reinterpret_cast<char*>(buf), size);
+  tjFree(buf);
+  return out;
+}
+
+StatusOr<std::string> EncodePng(const Image& img) {
+  if (img.empty()) return InvalidArgumentError("cannot encode an empty image");
+  png_image image;
+  std::memset(&image, 0, sizeof(image));
+  image.version = PNG_IMAGE_VERSION;
+  image.width = static_cast<png_uint_32>(img.width);
+  image.height = static_cast<png_uint_32>(img.height);
+  image.format = PNG_FORMAT_RGB;
+  png_alloc_size_t size = 0;
+  if (!png_image_write_to_memory(&image, nullptr, &size, 0, img.px.data(), 0, nullptr)) {
+    return InternalError(std::string("PNG encoding failed: ") + image.message);
+  }
+  std::string out(size, '\0');
+  if (!png_image_write_to_memory(&image, out.data(), &size, 0, img.px.data(), 0, nullptr)) {
+    return InternalError(std::string("PNG encoding failed: ") + image.message);
+  }
+  out.resize(size);
+  return out;
+}
+
+Image ResizeBilinear(const Image& src, int w, int h) {
+  if (src.width == w && src.height == h) return src;
+  Image out(w, h);
+  const float sx = static_cast<float>(src.width) / w, sy = static_cast<float>(src.height) / h;
+  std::vector<int> x0(w), x1(w);
+  std::vector<float> fx(w);
+  for (int x = 0; x < w; ++x) {
+    float fxs = std::max(0.0f, (x + 0.5f) * sx - 0.5f);
+    int xi = std::min(static_cast<int>(fxs), src.width - 1);
+    x0[x] = xi * 3;
+    x1[x] = std::min(xi + 1, src.width - 1) * 3;
+    fx[x] = std::min(fxs - xi, 1.0f);
+  }
+  for (int y = 0; y < h; ++y) {
+    float fys = std::max(0.0f, (y + 0.5f) * sy - 0.5f);
+    int yi = std::min(static_cast<int>(fys), src.height - 1);
+    int yi1 = std::min(yi + 1, src.height - 1);
+    float wy = std::min(fys - yi, 1.0f);
+    const uint8_t* r0 = src.At(0, yi);
+    const uint8_t* r1 = src.At(0, yi1);
+    uint8_t* o = out.At(0, y);
+    for (int x = 0; x < w; ++x) {
+      const float wx = fx[x];
+      for (int c = 0; c < 3; ++c) {
+        float top = r0[x0[x] + c] + (r0[x1[x] + c] - r0[x0[x] + c]) * wx;
+        float bot = r1[x0[x] + c] + (r1[x1[x] + c] - r1[x0[x] + c]) * wx;
+        *o++ = static_cast<uint8_t>(top + (bot - top) * wy + 0.5f);
+      }
+    }
+  }
+  return out;
+}
+
+Image Resize(const Image& src, int w, int h) {
+  if (src.width == w && src.height == h) return src;
+  const int fx = src.width / w, fy = src.height / h;
+  if (fx >= 2 || fy >= 2) {
+    Image box = BoxDown(src, std::max(fx, 1), std::max(fy, 1));
+    return ResizeBilinear(box, w, h);
+  }
+  return ResizeBilinear(src, w, h);
+}
+
+}  // namespace sd2::worker::data

@@ -1,0 +1,200 @@
+#include "worker/data/manifest.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/file_util.h"
+#include "common/hash.h"
+
+namespace sd2::worker::data {
+namespace {
+
+using nlohmann::json;
+
+// 1-based column of `"key"` in the line, or 1.
+size_t KeyColumn(std::string_view line, const std::string& key) {
+  const std::string quoted = "\"" + key + "\"";
+  size_t pos = line.find(quoted);
+  return pos == std::string_view::npos ? 1 : pos + 1;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& s) {
+  return v.empty() || std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+int TypeIndexOf(std::string_view type) {
+  for (int i = 0; i < 5; ++i) {
+    if (type == kTypeNames[i]) return i;
+  }
+  return -1;
+}
+
+int Record::TypeIndex() const { return TypeIndexOf(type); }
+
+bool Record::operator==(const Record& o) const {
+  return path == o.path && dataset == o.dataset && subset == o.subset && split == o.split &&
+         type == o.type && video == o.video && face == o.face && env == o.env && id == o.id;
+}
+
+bool PathStaysInside(std::string_view path) {
+  if (path.empty() || path.front() == '/') return false;
+  int depth = 0;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part == "..") {
+      if (--depth < 0) return false;
+    } else if (!part.empty() && part != ".") {
+      ++depth;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+StatusOr<std::vector<Record>> ParseManifest(std::string_view text, const std::string& name,
+                                            const ManifestReadOptions& options) {
+  std::vector<Record> records;
+  size_t line_no = 0;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(start, end - start);
+    start = end + 1;
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    auto where = [&](size_t col) {
+      return name + ":" + std::to_string(line_no) + ":" + std::to_string(col) + ": ";
+    };
+    json j;
+    try {
+      j = json::parse(line.begin(), line.end());
+    } catch (const json::parse_error& e) {
+      std::string what = e.what();
+      // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...".
+      size_t p = what.find("] ");
+      if (p != std::string::npos) what = what.substr(p + 2);
+      return InvalidArgumentError(where(std::max<size_t>(e.byte, 1)) + "invalid JSON: " + what);
+    }
+    if (!j.is_object()) return InvalidArgumentError(where(1) + "expected a JSON object");
+    Record r;
+    struct Field {
+      const char* key;
+      std::string* out;
+      bool required;
+    };
+    const Field fields[] = {
+        {"path", &r.path, true},   {"dataset", &r.dataset, true}, {"subset", &r.subset, false},
+        {"split", &r.split, true}, {"type", &r.type, true},       {"video", &r.video, false},
+        {"face", &r.face, false},  {"env", &r.env, false},        {"id", &r.id, false}};
+    for (const Field& f : fields) {
+      auto it = j.find(f.key);
+      if (it == j.end() || it->is_null()) {
+        if (f.required) {
+          return InvalidArgumentError(where(1) + "missing required key \"" + f.key + "\"");
+        }
+        continue;
+      }
+      if (!it->is_string()) {
+        return InvalidArgumentError(where(KeyColumn(line, f.key)) + "key \"" + f.key +
+                                    "\" must be a string, got " + it->type_name());
+      }
+      *f.out = it->get<std::string>();
+    }
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      bool known = false;
+      for (const Field& f : fields) known = known || it.key() == f.key;
+      if (!known) {
+        return InvalidArgumentError(where(KeyColumn(line, it.key())) + "unknown key \"" + it.key() +
+                                    "\"");
+      }
+    }
+    if (r.path.empty()) {
+      return InvalidArgumentError(where(KeyColumn(line, "path")) + "\"path\" is empty");
+    }
+    if (r.TypeIndex() < 0) {
+      return InvalidArgumentError(where(KeyColumn(line, "type")) + "unknown type \"" + r.type +
+                                  "\" (expected REAL, FS, FR, EFS or FE)");
+    }
+    if (!options.allow_outside_root && !PathStaysInside(r.path)) {
+      return InvalidArgumentError(where(KeyColumn(line, "path")) + "path \"" + r.path +
+                                  "\" is absolute or leaves the root (set allow_outside_root "
+                                  "to accept it)");
+    }
+    if (r.video.empty()) r.video = r.SampleId();
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+StatusOr<std::vector<Record>> ReadManifest(const std::string& path,
+                                           const ManifestReadOptions& options) {
+  if (!PathExists(path)) return NotFoundError("manifest not found: " + path);
+  SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  return ParseManifest(text, path, options);
+}
+
+std::string RecordToJson(const Record& r) {
+  nlohmann::ordered_json j;
+  j["path"] = r.path;
+  if (!r.id.empty()) j["id"] = r.id;
+  j["dataset"] = r.dataset;
+  j["subset"] = r.subset;
+  j["split"] = r.split;
+  j["type"] = r.type;
+  j["video"] = r.video;
+  j["face"] = r.face;
+  j["env"] = r.env;
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string SerializeManifest(const std::vector<Record>& records) {
+  std::string out;
+  out.reserve(records.size() * 200);
+  for (const Record& r : records) {
+    out += RecordToJson(r);
+    out += '\n';
+  }
+  return out;
+}
+
+StatusOr<std::string> WriteManifest(const std::string& path, const std::vector<Record>& records) {
+  const std::string text = SerializeManifest(records);
+  const std::string digest = Sha256Hex(text);
+  SD2_RETURN_IF_ERROR(WriteFileAtomic(path, text));
+  size_t slash = path.find_last_of('/');
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  SD2_RETURN_IF_ERROR(WriteFileAtomic(path + ".sha256", digest + "  " + base + "\n"));
+  return digest;
+}
+
+StatusOr<std::string> ManifestDigest(const std::string& path) {
+  if (!PathExists(path)) return NotFoundError("manifest not found: " + path);
+  SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  const std::string digest = Sha256Hex(text);
+  const std::string sidecar = path + ".sha256";
+  if (PathExists(sidecar)) {
+    SD2_ASSIGN_OR_RETURN(std::string side, ReadFile(sidecar));
+    std::string recorded = side.substr(0, side.find_first_of(" \t\n"));
+    if (recorded != digest) {
+      return DataLossError("manifest " + path + " has SHA-256 " + digest + " but " + sidecar +
+                           " records " + recorded +
+                           ": the manifest changed after it was written (rewrite it with "
+                           "sd2ctl, or delete the sidecar to accept the new content)");
+    }
+  }
+  return digest;
+}
+
+bool Matches(const Filter& filter, const Record& r) {
+  return Contains(filter.datasets, r.dataset) && Contains(filter.subsets, r.subset) &&
+         Contains(filter.splits, r.split) && Contains(filter.types, r.type);
+}
+
+}  // namespace sd2::worker::data
