@@ -785,12 +785,12 @@ StatusOr<std::string> Core::OnLogs(const proto::Logs& m) {
     json last = json::object();
     for (const auto& r : metrics) last[r.name] = {{"step", r.step}, {"value", r.value}};
     out["attempts"].push_back(json{{"number", a.number},
-                               {"state", a.state},
-                               {"group", a.group_id},
-                               {"host", a.host},
-                               {"error", a.error},
-                               {"metrics", metrics.size()},
-                               {"last", last}});
+                                   {"state", a.state},
+                                   {"group", a.group_id},
+                                   {"host", a.host},
+                                   {"error", a.error},
+                                   {"metrics", metrics.size()},
+                                   {"last", last}});
   }
   out["events"] = json::array();
   SD2_ASSIGN_OR_RETURN(auto events, store_->ListEvents(t->id));

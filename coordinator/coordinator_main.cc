@@ -1,0 +1,84 @@
+// sd2-coordinator: the long-lived coordinator process.
+//
+//   sd2-coordinator --db sd2.db --bind tcp://0.0.0.0:5557 [--config coordinator.toml]
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <iostream>
+#include <toml++/toml.h>
+
+#include "coordinator/server.h"
+#include "storage/store.h"
+
+namespace {
+sd2::coordinator::Server* g_server = nullptr;
+void OnSignal(int) {
+  if (g_server) g_server->Stop();
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sd2 coordinator: schedules sweeps onto worker groups, records into SQLite"};
+  std::string db, bind = "tcp://127.0.0.1:5557", config;
+  sd2::coordinator::CoreOptions core_opts;
+  bool verbose = false;
+  app.add_option("--db", db, "SQLite store (created when absent)");
+  app.add_option("--bind", bind, "ZeroMQ endpoint to bind");
+  app.add_option("--config", config, "TOML file with db, bind, lease_s, heartbeat_s");
+  app.add_option("--lease-s", core_opts.lease_s, "lease duration in seconds");
+  app.add_option("--heartbeat-s", core_opts.heartbeat_s, "heartbeat period told to groups");
+  app.add_flag("--verbose", verbose, "log every message");
+  CLI11_PARSE(app, argc, argv);
+  if (!config.empty()) {
+    try {
+      toml::table t = toml::parse_file(config);
+      if (db.empty()) db = t["db"].value_or(std::string());
+      if (app.count("--bind") == 0) bind = t["bind"].value_or(bind);
+      core_opts.lease_s = t["lease_s"].value_or(core_opts.lease_s);
+      core_opts.heartbeat_s = t["heartbeat_s"].value_or(core_opts.heartbeat_s);
+    } catch (const toml::parse_error& e) {
+      std::cerr << config << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+                << e.description() << "\n";
+      return sd2::kExitBadInput;
+    }
+  }
+  if (db.empty()) {
+    std::cerr << "sd2-coordinator: --db PATH is required (or db in --config)\n";
+    return sd2::kExitBadInput;
+  }
+  if (core_opts.lease_s <= 0 || core_opts.heartbeat_s <= 0) {
+    std::cerr << "sd2-coordinator: lease and heartbeat periods must be positive\n";
+    return sd2::kExitBadInput;
+  }
+  auto store = sd2::storage::Store::Open(db);
+  if (!store.ok()) {
+    std::cerr << "sd2-coordinator: " << store.status() << "\n";
+    return sd2::ExitCodeFor(store.status());
+  }
+  sd2::coordinator::SystemClock clock;
+  sd2::coordinator::Core core(store->get(), &clock, core_opts);
+  if (auto s = core.Recover(); !s.ok()) {
+    std::cerr << "sd2-coordinator: recover: " << s << "\n";
+    return 1;
+  }
+  sd2::coordinator::ServerOptions so;
+  so.bind = bind;
+  so.verbose = verbose;
+  so.tick_s = std::min(0.5, core_opts.lease_s / 10);
+  sd2::coordinator::Server server(&core, so);
+  if (auto s = server.Bind(); !s.ok()) {
+    std::cerr << "sd2-coordinator: " << s << "\n";
+    return 1;
+  }
+  g_server = &server;
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::cout << "sd2-coordinator: listening on " << server.endpoint() << " (db " << db << ")"
+            << std::endl;
+  sd2::Status s = server.Run();
+  g_server = nullptr;
+  if (!s.ok()) {
+    std::cerr << "sd2-coordinator: " << s << "\n";
+    return 1;
+  }
+  return 0;
+}
