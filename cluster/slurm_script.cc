@@ -74,12 +74,16 @@ void RenderRunWorker(std::ostringstream& os, const SlurmJobOptions& job,
         "worker_pid=\"\"\n"
         "signalled=0\n"
         "last_signal=\"\"\n"
+        "pending_signal=\"\"\n"
         "forward() {\n"
         "  signalled=1\n"
         "  last_signal=$1\n"
         "  echo \"sd2: got SIG$1, forwarding it to the worker (pid ${worker_pid:-none})\" >&2\n"
-        "  if [[ -n \"$worker_pid\" ]]; then kill -s \"$1\" \"$worker_pid\" 2>/dev/null || true; "
-        "fi\n"
+        "  if [[ -n \"$worker_pid\" ]]; then\n"
+        "    kill -s \"$1\" \"$worker_pid\" 2>/dev/null || true\n"
+        "  else\n"
+        "    pending_signal=$1  # arrived before the worker started: forwarded once it has\n"
+        "  fi\n"
         "}\n"
         "trap 'forward USR1' USR1\n"
         "trap 'forward TERM' TERM\n\n";
@@ -96,6 +100,8 @@ void RenderRunWorker(std::ostringstream& os, const SlurmJobOptions& job,
       break;
   }
   os << "worker_pid=$!\n"
+        "if [[ -n \"$pending_signal\" ]]; then kill -s \"$pending_signal\" \"$worker_pid\" || "
+        "true; fi\n"
         "rc=0\n"
         "while :; do\n"
         "  signalled=0\n"

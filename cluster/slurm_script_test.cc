@@ -192,7 +192,17 @@ class ScriptBehaviour : public ::testing::Test {
       if (r->has_value()) return **r;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    runner.Signal(pid, SIGKILL).ok();  // do not leave it behind
+    WaitExitAfterKill(runner, pid);
     return -2;
+  }
+
+  static void WaitExitAfterKill(SystemCommandRunner& runner, int64_t pid) {
+    for (int i = 0; i < 100; ++i) {
+      auto r = runner.TryWait(pid);
+      if (!r.ok() || r->has_value()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
   }
 
   bool WaitForFile(const std::string& path) {
