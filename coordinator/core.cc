@@ -155,6 +155,15 @@ Status Core::Recover() {
     }
     groups_[g.id] = gs;
   }
+  if (options_.expire_leases_on_recover) {
+    std::vector<Lease> old;
+    for (const auto& [aid, l] : leases_) old.push_back(l);
+    for (const auto& l : old) {
+      SD2_RETURN_IF_ERROR(Commit(store_, [&](auto* after) {
+        return EndAttempt(l, "preempted", "the job that ran it ended", json(), after);
+      }));
+    }
+  }
   return Event("recover", std::nullopt, std::nullopt, std::nullopt,
                std::to_string(queue_.size()) + " queued, " + std::to_string(leases_.size()) +
                    " leases kept");

@@ -63,6 +63,9 @@ struct CoreOptions {
   double group_gone_s = 30;      // a group silent this long is shown as gone
   double no_work_retry_s = 0.5;  // told to idle groups
   std::string code_version;      // informational
+  // Recover() ends attempts that held leases as `preempted` instead of keeping their leases:
+  // for the mpirun sweep launch, whose previous groups died with the previous job.
+  bool expire_leases_on_recover = false;
 };
 
 // A queued trial as the scheduling policy sees it.

@@ -14,6 +14,13 @@ namespace {
 
 namespace proto = sd2::protocol;
 
+coordinator::ClientOptions Opts25() {
+  coordinator::ClientOptions o;
+  o.timeout_s = 2;
+  o.give_up_s = 5;
+  return o;
+}
+
 class ServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -55,7 +62,7 @@ class ServerTest : public ::testing::Test {
 };
 
 TEST_F(ServerTest, ServesAWholeTrialOverZeroMq) {
-  Client c(server_->endpoint(), {2, 5});
+  Client c(server_->endpoint(), Opts25());
   proto::Submit sub;
   sub.name = "s";
   proto::TrialSpec t;
@@ -87,7 +94,7 @@ TEST_F(ServerTest, ServesAWholeTrialOverZeroMq) {
 }
 
 TEST_F(ServerTest, MalformedAndOversizedRequestsGetErrorsAndTheServerKeepsGoing) {
-  Client c(server_->endpoint(), {2, 5});
+  Client c(server_->endpoint(), Opts25());
   auto r = c.CallRaw("{{{");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(proto::ReplyStatus(*r).message(), "message is not valid JSON");
@@ -101,7 +108,10 @@ TEST_F(ServerTest, MalformedAndOversizedRequestsGetErrorsAndTheServerKeepsGoing)
 }
 
 TEST(ClientTest, GivesUpWhenNobodyAnswers) {
-  Client c("tcp://127.0.0.1:1", {0.2, 0.5});
+  coordinator::ClientOptions quick;
+  quick.timeout_s = 0.2;
+  quick.give_up_s = 0.5;
+  Client c("tcp://127.0.0.1:1", quick);
   auto t0 = std::chrono::steady_clock::now();
   auto r = c.Call(proto::StatusRequest{});
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -1,0 +1,253 @@
+// sd2-worker: a worker group (under mpirun or alone), the local single-trial runner, and the
+// mpirun sweep launch.
+//
+//   mpirun -np 2 sd2-worker --coordinator tcp://head:5557 [--work-dir D] [--idle-exit 60]
+//   sd2-worker run --config trial.toml --out DIR
+//   mpirun -np 4 sd2-worker --sweep sweep.toml --group-size 2 --db sd2.db
+#include <mpi.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <thread>
+
+#include "coordinator/server.h"
+#include "coordinator/submit.h"
+#include "storage/store.h"
+#include "worker/comm/mpi_communicator.h"
+#include "worker/runtime/runtime.h"
+
+namespace {
+
+using nlohmann::json;
+namespace proto = sd2::protocol;
+
+struct Flags {
+  std::string coordinator, work_dir = "./sd2-work", group_id, devices = "cpu";
+  int max_trials = -1;
+  double idle_exit = -1, give_up = 60, lease_s = 10, heartbeat_s = 1;
+  std::string sweep, db, scale_map, override_json;
+  std::vector<std::string> vars;
+  int group_size = 1;
+  bool force = false;
+  std::string config, out;
+};
+
+std::string ProcessorName() {
+  char name[MPI_MAX_PROCESSOR_NAME];
+  int len = 0;
+  MPI_Get_processor_name(name, &len);
+  return std::string(name, len);
+}
+
+int Fail(const sd2::Status& s, const char* what) {
+  std::cerr << "sd2-worker: " << what << ": " << s << "\n";
+  return sd2::ExitCodeFor(s);
+}
+
+int RunLocalMode(const Flags& f) {
+  auto opts = sd2::coordinator::ParseExpandFlags(f.vars, f.scale_map, f.override_json);
+  if (!opts.ok()) return Fail(opts.status(), "run");
+  auto trials = sd2::coordinator::ExpandFile(f.config, *opts);
+  if (!trials.ok()) return Fail(trials.status(), "run");
+  if (trials->size() != 1) {
+    return Fail(
+        sd2::InvalidArgumentError(f.config + " expands to " + std::to_string(trials->size()) +
+                                  " trials; `run` needs exactly one"),
+        "run");
+  }
+  auto comm = sd2::worker::MakeMpiCommunicator(MPI_COMM_WORLD);
+  sd2::Status s = sd2::worker::RunLocal((*trials)[0].config, (*trials)[0].key, f.out, comm.get());
+  if (!s.ok()) return Fail(s, "run");
+  if (comm->rank() == 0) std::cout << "trial " << (*trials)[0].key << " done: " << f.out << "\n";
+  return 0;
+}
+
+sd2::worker::GroupOptions GroupOpts(const Flags& f) {
+  sd2::worker::GroupOptions o;
+  o.coordinator = f.coordinator;
+  o.work_dir = f.work_dir;
+  o.group_id = f.group_id;
+  o.devices = f.devices;
+  o.max_trials = f.max_trials;
+  o.idle_exit_s = f.idle_exit;
+  o.give_up_s = f.give_up;
+  return o;
+}
+
+int RunSweepLaunch(const Flags& f) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  // Rank 0 hosts the coordinator; everyone learns its endpoint (or the error that stopped it).
+  std::unique_ptr<sd2::storage::Store> store;
+  std::unique_ptr<sd2::coordinator::SystemClock> clock;
+  std::unique_ptr<sd2::coordinator::Core> core;
+  std::unique_ptr<sd2::coordinator::Server> server;
+  std::thread server_thread;
+  int64_t sweep_id = 0;
+  json hello;
+  if (rank == 0) {
+    auto setup = [&]() -> sd2::Status {
+      if (f.group_size < 1 || size % f.group_size != 0) {
+        return sd2::InvalidArgumentError("--group-size " + std::to_string(f.group_size) +
+                                         " does not divide the " + std::to_string(size) +
+                                         " ranks of the job");
+      }
+      SD2_ASSIGN_OR_RETURN(
+          auto opts, sd2::coordinator::ParseExpandFlags(f.vars, f.scale_map, f.override_json));
+      SD2_ASSIGN_OR_RETURN(proto::Submit submit,
+                           sd2::coordinator::BuildSubmit(f.sweep, opts, f.force));
+      SD2_ASSIGN_OR_RETURN(store, sd2::storage::Store::Open(f.db));
+      clock = std::make_unique<sd2::coordinator::SystemClock>();
+      sd2::coordinator::CoreOptions co;
+      co.lease_s = f.lease_s;
+      co.heartbeat_s = f.heartbeat_s;
+      co.expire_leases_on_recover = true;
+      core = std::make_unique<sd2::coordinator::Core>(store.get(), clock.get(), co);
+      SD2_RETURN_IF_ERROR(core->Recover());
+      auto reply = proto::Decode(
+          core->Handle(proto::Message{proto::Submit::kType, json::parse(proto::Encode(submit))}));
+      if (!reply.ok()) return reply.status();
+      SD2_RETURN_IF_ERROR(proto::ReplyStatus(*reply));
+      SD2_ASSIGN_OR_RETURN(auto sub, proto::ParseAs<proto::Submitted>(*reply));
+      sweep_id = sub.sweep_id;
+      std::cerr << "sd2-worker: sweep " << submit.name << " (id " << sweep_id << "): " << sub.trials
+                << " trials, " << sub.reused << " reused, " << sub.queued << " to run on "
+                << size / f.group_size << " groups of " << f.group_size << "\n";
+      // All ranks on this host: loopback; otherwise every interface and our host name.
+      sd2::coordinator::ServerOptions so;
+      so.bind = "tcp://127.0.0.1:*";
+      so.tick_s = std::min(0.2, co.lease_s / 10);
+      server = std::make_unique<sd2::coordinator::Server>(core.get(), so);
+      SD2_RETURN_IF_ERROR(server->Bind());
+      return sd2::OkStatus();
+    };
+    sd2::Status s = setup();
+    if (!s.ok()) {
+      hello = {{"error", s.ToString()}, {"exit", sd2::ExitCodeFor(s)}};
+    } else {
+      hello = {{"endpoint", server->endpoint()}};
+      server_thread = std::thread([&] { (void)server->Run(); });
+    }
+  }
+  // Multi-host jobs need a reachable address: rebind on all interfaces.
+  std::string my_host = ProcessorName();
+  std::string host0 = rank == 0 ? my_host : "";
+  auto world = sd2::worker::MakeMpiCommunicator(MPI_COMM_WORLD);
+  (void)world->Broadcast(&host0, 0);
+  double remote = my_host != host0 ? 1 : 0;
+  (void)world->AllReduceSum(&remote, 1);
+  if (remote > 0 && rank == 0 && hello.contains("endpoint")) {
+    hello = {{"error", "the sweep launch runs on one host for now (ranks on several hosts)"},
+             {"exit", 1}};
+  }
+  std::string hello_bytes = rank == 0 ? hello.dump() : "";
+  (void)world->Broadcast(&hello_bytes, 0);
+  hello = json::parse(hello_bytes);
+  if (hello.contains("error")) {
+    if (rank == 0) {
+      std::cerr << "sd2-worker: " << hello["error"].get<std::string>() << "\n";
+      if (server_thread.joinable()) {
+        server->Stop();
+        server_thread.join();
+      }
+    }
+    return hello.value("exit", 1);
+  }
+  MPI_Comm group;
+  MPI_Comm_split(MPI_COMM_WORLD, rank / f.group_size, rank, &group);
+  auto comm = sd2::worker::MakeMpiCommunicator(group);
+  Flags gf = f;
+  gf.coordinator = hello["endpoint"].get<std::string>();
+  sd2::worker::GroupOptions o = GroupOpts(gf);
+  o.exit_when_drained = true;
+  sd2::Status s = sd2::worker::RunGroup(o, comm.get());
+  if (!s.ok()) std::cerr << "sd2-worker: group of rank " << rank << ": " << s << "\n";
+  MPI_Barrier(MPI_COMM_WORLD);
+  MPI_Comm_free(&group);
+  if (rank != 0) return s.ok() ? 0 : 1;
+  server->Stop();
+  server_thread.join();
+  // The verdict: every trial of this sweep succeeded or was reused.
+  auto ids = store->SweepTrialIds(sweep_id);
+  if (!ids.ok()) return Fail(ids.status(), "sweep");
+  std::vector<std::string> bad;
+  for (int64_t id : *ids) {
+    auto t = store->GetTrial(id);
+    if (!t.ok()) return Fail(t.status(), "sweep");
+    if (t->state != "succeeded") {
+      bad.push_back(t->trial_key + " (" + (t->label.empty() ? t->method : t->label) +
+                    "): " + t->state + (t->last_error.empty() ? "" : ": " + t->last_error));
+    }
+  }
+  auto c = store->CountSweep(sweep_id);
+  if (c.ok()) {
+    std::cout << "sweep " << sweep_id << ": " << c->total << " trials, " << c->succeeded
+              << " succeeded, " << c->reused << " reused, " << c->failed << " failed, "
+              << c->cancelled << " cancelled" << std::endl;
+  }
+  if (!bad.empty()) {
+    std::cerr << "sd2-worker: " << bad.size() << " trials did not succeed:\n";
+    for (const auto& b : bad) std::cerr << "  " << b << "\n";
+    return 1;
+  }
+  return s.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"sd2 worker group: pulls trials from a coordinator and runs them"};
+  Flags f;
+  app.add_option("--coordinator", f.coordinator, "coordinator endpoint (group mode)");
+  app.add_option("--work-dir", f.work_dir, "trial work dirs (checkpoints) live here");
+  app.add_option("--group-id", f.group_id, "stable group id (default host:pid)");
+  app.add_option("--devices", f.devices, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--max-trials", f.max_trials, "exit after N trials");
+  app.add_option("--idle-exit", f.idle_exit, "exit after this many seconds without work");
+  app.add_option("--give-up", f.give_up, "seconds to wait for a silent coordinator");
+  app.add_option("--sweep", f.sweep, "sweep launch: the sweep file");
+  app.add_option("--group-size", f.group_size, "sweep launch: ranks per group");
+  app.add_option("--db", f.db, "sweep launch: the SQLite store");
+  app.add_option("--var", f.vars, "sweep variable NAME=VALUE");
+  app.add_option("--scale-map", f.scale_map, "scale replacements, e.g. 100000=300,1000000=3000");
+  app.add_option("--override", f.override_json, "JSON merged into every trial config");
+  app.add_option("--lease-s", f.lease_s, "sweep launch: lease duration");
+  app.add_flag("--force", f.force, "sweep launch: retrain trials that already succeeded");
+  auto* run = app.add_subcommand("run", "run one trial locally, without a coordinator");
+  run->add_option("--config", f.config, "a sweep file that expands to one trial")->required();
+  run->add_option("--out", f.out, "output directory")->required();
+  run->add_option("--var", f.vars, "sweep variable NAME=VALUE");
+  run->add_option("--scale-map", f.scale_map, "scale replacements");
+  run->add_option("--override", f.override_json, "JSON merged into the trial config");
+  CLI11_PARSE(app, argc, argv);
+
+  int provided = 0;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  sd2::worker::RegisterAllMethods();
+  sd2::worker::InstallPreemptionHandlers();
+  int code = 0;
+  if (*run) {
+    code = RunLocalMode(f);
+  } else if (!f.sweep.empty()) {
+    if (f.db.empty()) {
+      std::cerr << "sd2-worker: --sweep needs --db PATH\n";
+      code = sd2::kExitBadInput;
+    } else {
+      code = RunSweepLaunch(f);
+    }
+  } else if (!f.coordinator.empty()) {
+    auto comm = sd2::worker::MakeMpiCommunicator(MPI_COMM_WORLD);
+    sd2::Status s = sd2::worker::RunGroup(GroupOpts(f), comm.get());
+    if (!s.ok()) {
+      std::cerr << "sd2-worker: " << s << "\n";
+      comm->Abort(1);  // take the whole group down so its lease expires
+    }
+  } else {
+    std::cerr << "sd2-worker: give --coordinator ENDPOINT, --sweep FILE, or `run`\n" << app.help();
+    code = sd2::kExitBadInput;
+  }
+  MPI_Finalize();
+  return code;
+}
