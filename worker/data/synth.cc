@@ -271,7 +271,8 @@ Rgb Portrait(const Identity& id, const Scene& sc, const Pose& ps, const Look& lk
     float a = Cov(dcap * px) * Cov((v - line) * px);
     c = Lerp(c, hair, a);
   }
-  // Eyebrows, eyes, nose, mouth.
+  // Eyebrows, eyes, nose, mouth: only inside the face's bounding box.
+  if (std::fabs(u - cx) > rx * 1.1f || std::fabs(v - cy) > ry * 1.1f) return c;
   const Rgb brow = Mul(hair, 0.6f);
   for (int s : {-1, 1}) {
     float ex = cx + s * 0.38f * rx, ey = cy - 0.12f * ry;
@@ -643,11 +644,12 @@ Canvas MakeFace(const Identity& a, const Identity& b, const Identity& edited, co
         }
       }
       AddNoise(&out, f.noise, rng);
-      out = Smooth(out, &md, std::min(1.f, f.strength));
-      out = Smooth(out, &md, std::min(1.f, f.strength));
+      for (int pass = 0; pass < 3; ++pass) out = Smooth(out, &md, std::min(1.f, f.strength));
       for (int i = 0; i < s * s; ++i) {
-        for (int c = 0; c < 3; ++c)
-          out.p[static_cast<size_t>(i) * 3 + c] += 0.04f * f.strength * md[i];
+        const float lift[3] = {0.06f, 0.04f, 0.02f};
+        for (int c = 0; c < 3; ++c) {
+          out.p[static_cast<size_t>(i) * 3 + c] += lift[c] * f.strength * md[i];
+        }
       }
       break;
     }

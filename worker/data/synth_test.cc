@@ -23,8 +23,8 @@ std::vector<double> Features(const Image& img) {
     const uint8_t* p = img.At(x, y);
     return 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
   };
-  double lap_all = 0, lap_in = 0, checker = 0, p4 = 0, rg_in = 0, rg_out = 0;
-  int n_in = 0, n_out = 0, n = 0;
+  double lap_all = 0, lap_in = 0, lap_top = 0, checker = 0, p4 = 0, rg_in = 0, rg_out = 0;
+  int n_in = 0, n_out = 0, n = 0, n_top = 0;
   for (int y = 1; y < h - 1; ++y) {
     for (int x = 1; x < w - 1; ++x) {
       double l = std::fabs(4 * luma(x, y) - luma(x - 1, y) - luma(x + 1, y) - luma(x, y - 1) -
@@ -32,6 +32,10 @@ std::vector<double> Features(const Image& img) {
       const bool inner = std::abs(x - w / 2) < w / 5 && std::abs(y - h / 2) < h / 5;
       lap_all += l;
       ++n;
+      if (y < h * 2 / 5 && std::abs(x - w / 2) < w / 3) {
+        lap_top += l;
+        ++n_top;
+      }
       const uint8_t* p = img.At(x, y);
       if (inner) {
         lap_in += l;
@@ -45,8 +49,12 @@ std::vector<double> Features(const Image& img) {
       p4 += std::cos(3.14159265 * x / 2) * std::cos(3.14159265 * y / 2) * luma(x, y);
     }
   }
-  return {lap_all / n, lap_in / n_in / (lap_all / n + 1e-9), std::fabs(checker) / n,
-          std::fabs(p4) / n, rg_in / n_in - rg_out / std::max(1, n_out)};
+  return {lap_all / n,
+          lap_in / n_in / (lap_all / n + 1e-9),
+          std::fabs(checker) / n,
+          std::fabs(p4) / n,
+          rg_in / n_in - rg_out / std::max(1, n_out),
+          lap_top / n_top / (lap_all / n + 1e-9)};
 }
 
 // max(AUC, 1 - AUC) of a feature separating positives from negatives.

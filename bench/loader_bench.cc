@@ -1,0 +1,85 @@
+// The C++ side of `bench/run loader` (bench/loader.sh): decode + augment + normalise, one
+// thread, with every augmentation applied (flip, rotate 7 degrees, Gaussian blur sigma 1,
+// isotropic resize 0.7, brightness +0.05 / contrast +0.1, JPEG quality 75), CLIP normalisation.
+//
+//   loader_bench make DIR N        writes N 512x512 JPEG test images DIR/img_<i>.jpg
+//   loader_bench run DIR N SIZE R  best-of-R seconds for the N images at SIZE; prints
+//                                  "seconds=<s> mean=<mean of all normalised values>"
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "worker/data/augment.h"
+#include "worker/data/image.h"
+#include "worker/data/random.h"
+
+namespace wd = sd2::worker::data;
+
+static int Make(const std::string& dir, int n) {
+  for (int i = 0; i < n; ++i) {
+    wd::Image img(512, 512);
+    wd::Rng rng(static_cast<uint64_t>(i));
+    const double fx = rng.Uniform(0.01, 0.05), fy = rng.Uniform(0.01, 0.05);
+    for (int y = 0; y < 512; ++y) {
+      for (int x = 0; x < 512; ++x) {
+        uint8_t* p = img.At(x, y);
+        double base = 128 + 60 * std::sin(x * fx + i) * std::cos(y * fy);
+        p[0] = static_cast<uint8_t>(std::clamp(base + 20 * rng.Normal(), 0.0, 255.0));
+        p[1] = static_cast<uint8_t>(std::clamp(255 - base + 10 * rng.Normal(), 0.0, 255.0));
+        p[2] = static_cast<uint8_t>((x ^ y) & 255);
+      }
+    }
+    auto jpg = wd::EncodeJpeg(img, 90);
+    if (!jpg.ok()) return 1;
+    const std::string path = dir + "/img_" + std::to_string(i) + ".jpg";
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) return 1;
+    std::fwrite(jpg->data(), 1, jpg->size(), f);
+    std::fclose(f);
+  }
+  return 0;
+}
+
+static int Run(const std::string& dir, int n, int size, int repeats) {
+  std::vector<float> out(static_cast<size_t>(3) * size * size);
+  double best = 1e30, mean = 0;
+  for (int r = 0; r < repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    double sum = 0;
+    for (int i = 0; i < n; ++i) {
+      auto img = wd::LoadImage(dir + "/img_" + std::to_string(i) + ".jpg", size);
+      if (!img.ok()) {
+        std::fprintf(stderr, "%s\n", img.status().ToString().c_str());
+        return 1;
+      }
+      wd::Image im = wd::Resize(*img, size, size);
+      wd::HFlip(&im);
+      im = wd::Rotate(im, 7.0);
+      im = wd::GaussianBlur(im, 1.0);
+      im = wd::IsotropicResize(im, 0.7);
+      wd::BrightnessContrast(&im, 0.05, 0.1);
+      auto j = wd::JpegRecompress(im, 75);
+      if (!j.ok()) return 1;
+      wd::Normalize(*j, wd::Normalization::kClip, out.data());
+      for (float v : out) sum += v;
+    }
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    mean = sum / (static_cast<double>(n) * out.size());
+  }
+  std::printf("seconds=%.4f mean=%.5f\n", best, mean);
+  return 0;
+}
+
+int main(int argc, char** argv) {
+  if (argc == 4 && std::string(argv[1]) == "make") return Make(argv[2], std::atoi(argv[3]));
+  if (argc == 6 && std::string(argv[1]) == "run") {
+    return Run(argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+  }
+  std::fprintf(stderr, "usage: loader_bench make DIR N | loader_bench run DIR N SIZE REPEATS\n");
+  return 2;
+}
