@@ -48,11 +48,12 @@ class SmokeMethod : public Method {
     Communicator& comm = *ctx.comm;
     const nlohmann::json hp = ctx.config.value("hparams", nlohmann::json::object());
     double duration_s = hp.value("duration_s", 0.2);
-    int64_t steps = hp.value("steps", int64_t{10});
+    int64_t steps = hp.value("steps", int64_t{0});
+    if (steps == 0) steps = 10;  // the sweeps' default "steps = 0" means "method default"
     int64_t every = std::max<int64_t>(1, hp.value("checkpoint_every", int64_t{5}));
     int64_t fail_attempts = hp.value("fail_attempts", int64_t{0});
     if (steps < 1 || duration_s < 0) {
-      return InvalidArgumentError("smoke: hparams.steps must be >= 1 and duration_s >= 0");
+      return InvalidArgumentError("smoke: hparams.steps must be >= 0 and duration_s >= 0");
     }
     SD2_RETURN_IF_ERROR(CheckCollectives(comm, ctx.trial_key));
     // Resume: rank 0 reads the checkpoint and tells the others.
