@@ -14,9 +14,12 @@ zmq::context_t& Context() {
 
 struct Client::Impl {
   std::unique_ptr<zmq::socket_t> socket;
+  ClientCurve curve;
+  Status curve_status;
   void Reset(const std::string& endpoint) {
     socket = std::make_unique<zmq::socket_t>(Context(), zmq::socket_type::dealer);
     socket->set(zmq::sockopt::linger, 0);
+    if (Status s = ApplyClientCurve(*socket, curve); !s.ok()) curve_status = s;
     socket->set(zmq::sockopt::reconnect_ivl, 100);
     socket->set(zmq::sockopt::reconnect_ivl_max, 1000);
     socket->connect(endpoint);
@@ -24,7 +27,15 @@ struct Client::Impl {
 };
 
 Client::Client(std::string endpoint, ClientOptions options)
-    : endpoint_(std::move(endpoint)), options_(options), impl_(std::make_unique<Impl>()) {}
+    : endpoint_(std::move(endpoint)), options_(options), impl_(std::make_unique<Impl>()) {
+  if (options_.curve.enabled()) {
+    impl_->curve = options_.curve;
+  } else if (auto env = ClientCurveFromEnv(); env.ok()) {
+    impl_->curve = *env;
+  } else {
+    impl_->curve_status = env.status();
+  }
+}
 
 Client::~Client() = default;
 
@@ -33,7 +44,9 @@ StatusOr<protocol::Message> Client::CallRaw(const std::string& request) {
   auto give_up =
       Clock::now() + std::chrono::microseconds(static_cast<int64_t>(options_.give_up_s * 1e6));
   try {
+    SD2_RETURN_IF_ERROR(impl_->curve_status);
     if (!impl_->socket) impl_->Reset(endpoint_);
+    SD2_RETURN_IF_ERROR(impl_->curve_status);
     while (true) {
       impl_->socket->send(zmq::buffer(request), zmq::send_flags::none);
       auto deadline = std::min(

@@ -15,12 +15,15 @@
 
 #include "common/protocol.h"
 #include "common/status.h"
+#include "coordinator/auth.h"
 
 namespace sd2::coordinator {
 
 struct ClientOptions {
   double timeout_s = 5;   // per try
   double give_up_s = 15;  // all tries together
+  // CURVE keys (coordinator/auth.h); when disabled, taken from SD2_KEYS_DIR / SD2_KEY_NAME.
+  ClientCurve curve = {};
 };
 
 class Client {

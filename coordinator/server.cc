@@ -89,6 +89,7 @@ struct Server::Impl {
   asio::posix::stream_descriptor descriptor;
   asio::steady_timer timer;
   std::string endpoint;
+  std::unique_ptr<ZapHandler> zap;  // closed before ctx
 };
 
 Server::Server(Core* core, ServerOptions options)
@@ -108,6 +109,12 @@ Status Server::Bind() {
                       static_cast<int64_t>(2 * impl_->options.max_message_bytes));
     impl_->socket.set(zmq::sockopt::sndhwm, 100000);
     impl_->socket.set(zmq::sockopt::rcvhwm, 100000);
+    SD2_RETURN_IF_ERROR(CheckBindAllowed(impl_->options.bind, impl_->options.curve));
+    if (impl_->options.curve.enabled()) {
+      SD2_ASSIGN_OR_RETURN(impl_->zap,
+                           ZapHandler::Start(&impl_->ctx, impl_->options.curve.allowed_clients));
+      SD2_RETURN_IF_ERROR(ApplyServerCurve(impl_->socket, impl_->options.curve));
+    }
     impl_->socket.bind(impl_->options.bind);
     impl_->endpoint = impl_->socket.get(zmq::sockopt::last_endpoint);
     impl_->descriptor.assign(impl_->socket.get(zmq::sockopt::fd));

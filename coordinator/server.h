@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "coordinator/auth.h"
 #include "coordinator/core.h"
 
 namespace sd2::coordinator {
@@ -29,6 +30,9 @@ struct ServerOptions {
   // Checked after every tick; Run returns when it is true (e.g. the sweep launch is done).
   std::function<bool()> stop_when;
   bool verbose = false;
+  // CURVE keys and client allow-list (coordinator/auth.h). Without keys, Bind refuses any
+  // endpoint but loopback and ipc.
+  ServerCurve curve = {};
 };
 
 class Server {
