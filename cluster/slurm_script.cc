@@ -362,6 +362,10 @@ StatusOr<std::string> RenderAllocationScript(const AllocationSpec& spec,
     args.push_back("--work-dir");
     args.push_back(spec.work_dir);
   }
+  for (const auto& a : spec.worker_args) {
+    SD2_RETURN_IF_ERROR(CheckText("worker argument", a));
+    args.push_back(a);
+  }
   RenderRunWorker(os, job, args);
   RenderExit(os, job, "sweep done");
   return os.str();

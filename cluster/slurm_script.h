@@ -68,6 +68,7 @@ struct AllocationSpec {
   std::string work_dir;
   std::map<std::string, std::string> vars;  // --var NAME=VALUE
   std::map<std::string, std::string> env;
+  std::vector<std::string> worker_args;  // more sd2-worker arguments, appended last
 };
 StatusOr<std::string> RenderAllocationScript(const AllocationSpec& spec,
                                              const SlurmJobOptions& job);

@@ -1,0 +1,141 @@
+// End to end on a real single-node Slurm (label `slurm`): a smoke sweep runs as the allocation
+// shape (`sd2-worker --sweep ... --db ...`, coordinator inside the job), is preempted mid-trial
+// with `scancel --signal=USR1 --batch`, requeues itself, and the second run resumes the trial
+// from its checkpoint and finishes the sweep. Needs the built sd2-worker: CTest passes its path
+// in SD2_WORKER_BIN (cluster/CMakeLists.txt).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "cluster/command_runner.h"
+#include "cluster/slurm_launcher.h"
+#include "cluster/slurm_script.h"
+#include "common/file_util.h"
+
+namespace sd2::cluster {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+const char* kSweep = R"(name = "slurm_smoke"
+methods = ["smoke"]
+scales = [100]
+seeds = [0]
+
+[data]
+manifest = "${DIR}/manifest.jsonl"
+
+[[eval]]
+name = "smoke-eval"
+split = "test"
+)";
+
+class SmokeSweepTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* worker = std::getenv("SD2_WORKER_BIN");
+    if (!worker || !fs::exists(worker)) {
+      GTEST_SKIP() << "SD2_WORKER_BIN does not name a built sd2-worker (ctest sets it)";
+    }
+    worker_ = worker;
+    char tmpl[] = "/tmp/sd2-slurm-smoke-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    std::string slurm_dir = dir_ + "/slurm";
+    setenv("SD2_SLURM_DIR", slurm_dir.c_str(), 1);
+    setenv("SLURM_CONF", (slurm_dir + "/slurm.conf").c_str(), 1);
+    auto r = runner_.Run({std::string(SD2_SOURCE_DIR) + "/scripts/slurm/start.sh"}, seconds(60));
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->exit_code == 77) GTEST_SKIP() << "Slurm is not installed: " << r->err;
+    started_ = true;
+    ASSERT_EQ(r->exit_code, 0) << r->out << r->err;
+  }
+  void TearDown() override {
+    if (started_) {
+      auto r = runner_.Run({std::string(SD2_SOURCE_DIR) + "/scripts/slurm/stop.sh"}, seconds(60));
+      EXPECT_TRUE(r.ok() && r->exit_code == 0);
+    }
+    if (!dir_.empty()) fs::remove_all(dir_);
+  }
+
+  // `sqlite3 DB SQL` -> its output, trimmed of the final newline.
+  std::string Query(const std::string& sql) {
+    auto r = runner_.Run({"sqlite3", dir_ + "/sd2.db", sql});
+    if (!r.ok() || r->exit_code != 0) return "<error>";
+    std::string out = r->out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return out;
+  }
+
+  SystemCommandRunner runner_;
+  std::string worker_, dir_;
+  bool started_ = false;
+};
+
+TEST_F(SmokeSweepTest, PreemptedAllocationRequeuesAndResumesTheTrial) {
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/manifest.jsonl", "").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/smoke.toml", kSweep).ok());
+  AllocationSpec a;
+  a.name = "slurm_smoke";
+  a.sweep_file = dir_ + "/smoke.toml";
+  a.db_path = dir_ + "/sd2.db";
+  a.work_dir = dir_ + "/work";
+  a.vars = {{"DIR", dir_}};
+  // 30 steps over 15 s, a checkpoint after every step: preempting at ~4 s leaves work to resume.
+  a.worker_args = {"--override",
+                   R"({"hparams":{"duration_s":15,"steps":30,"checkpoint_every":1}})"};
+  SlurmJobOptions job;
+  job.time = "00:10:00";
+  job.signal_seconds = 60;
+  job.output_dir = dir_;
+  job.rank_launcher = RankLauncher::kDirect;  // one rank: MPI singleton
+  job.worker_binary = worker_;
+  auto script = RenderAllocationScript(a, job);
+  ASSERT_TRUE(script.ok()) << script.status();
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/job.sbatch", *script).ok());
+  auto sub = runner_.Run({"sbatch", "--parsable", dir_ + "/job.sbatch"});
+  ASSERT_TRUE(sub.ok() && sub->exit_code == 0) << (sub.ok() ? sub->err : sub.status().ToString());
+  auto id = ParseSbatchParsable(sub->out);
+  ASSERT_TRUE(id.ok()) << id.status();
+  SlurmLauncher slurm(&runner_, SlurmLauncherOptions{});
+  LaunchHandle h{"slurm", *id};
+
+  // Wait until the trial has checkpointed a few steps, then preempt.
+  auto end = std::chrono::steady_clock::now() + seconds(60);
+  while (std::chrono::steady_clock::now() < end &&
+         std::atoi(Query("SELECT count(*) FROM checkpoints").c_str()) < 3) {
+    std::this_thread::sleep_for(milliseconds(250));
+  }
+  ASSERT_EQ(*slurm.Poll(h), LaunchState::kRunning);
+  auto sig = runner_.Run({"scancel", "--signal=USR1", "--batch", *id});
+  ASSERT_TRUE(sig.ok() && sig->exit_code == 0);
+
+  LaunchState s = LaunchState::kRunning;
+  end = std::chrono::steady_clock::now() + seconds(90);
+  while (std::chrono::steady_clock::now() < end) {
+    auto p = slurm.Poll(h);
+    ASSERT_TRUE(p.ok()) << p.status();
+    s = *p;
+    if (IsTerminal(s)) break;
+    std::this_thread::sleep_for(milliseconds(500));
+  }
+  auto log_file = ReadFile(dir_ + "/slurm_smoke-" + *id + ".out");
+  std::string log = log_file.ok() ? *log_file : log_file.status().ToString();
+  EXPECT_EQ(s, LaunchState::kDone) << log;
+  EXPECT_NE(log.find("preempted; requeueing job " + *id), std::string::npos) << log;
+  EXPECT_NE(log.find("sd2: sweep done"), std::string::npos) << log;
+  // Attempt 1 preempted, attempt 2 resumed from its checkpoint and succeeded.
+  EXPECT_EQ(Query("SELECT state FROM trials"), "succeeded");
+  EXPECT_EQ(Query("SELECT number || ':' || state FROM attempts ORDER BY number"),
+            "1:preempted\n2:succeeded");
+  std::string variant = Query("SELECT variant_json FROM attempts WHERE number = 2");
+  EXPECT_EQ(variant.find("\"resumed_from\":0"), std::string::npos) << variant;
+  EXPECT_NE(variant.find("resumed_from"), std::string::npos) << variant;
+}
+
+}  // namespace
+}  // namespace sd2::cluster
