@@ -354,6 +354,29 @@ std::optional<std::string> PaperScaleColumn(int64_t s) {
   return std::nullopt;
 }
 
+// Demo runs shrink the paper's scales by one factor (e.g. 2K, 20K, 60K). Finds the factor that
+// maps every one of `scales` onto a paper scale (within 1%), trying the smallest scale as 100K,
+// then as 1M, then as 3M; returns the paper column of each scale.
+std::optional<std::vector<std::string>> MatchByRatio(const std::vector<int64_t>& scales) {
+  const std::vector<std::pair<double, std::string>> kPaper = {
+      {1e5, "100K"}, {1e6, "1M"}, {3e6, "3M"}};
+  if (scales.empty()) return std::nullopt;
+  for (const auto& anchor : kPaper) {
+    const double factor = static_cast<double>(scales.front()) / anchor.first;
+    std::vector<std::string> cols;
+    for (int64_t s : scales) {
+      for (const auto& p : kPaper) {
+        if (std::fabs(static_cast<double>(s) / factor - p.first) <= 0.01 * p.first) {
+          cols.push_back(p.second);
+          break;
+        }
+      }
+    }
+    if (cols.size() == scales.size()) return cols;
+  }
+  return std::nullopt;
+}
+
 // Table 6: mAUC by training scale.
 Table ScaleTable(const std::vector<ResultGroup>& groups, const PaperData& paper) {
   Table t;
@@ -381,15 +404,20 @@ Table ScaleTable(const std::vector<ResultGroup>& groups, const PaperData& paper)
     }
   } else if (all_paper) {
     for (size_t i = 0; i < scales.size(); ++i) paper_col[i] = PaperScaleColumn(scales[i]);
-  } else if (scales.size() == pcols.size()) {
+  } else if (auto by_ratio = MatchByRatio(scales)) {
     std::string map;
     for (size_t i = 0; i < scales.size(); ++i) {
-      paper_col[i] = pcols[i];
-      map += (map.empty() ? "" : ", ") + ScaleLabel(scales[i]) + " -> " + pcols[i];
+      paper_col[i] = (*by_ratio)[i];
+      map += (map.empty() ? "" : ", ") + ScaleLabel(scales[i]) + " -> " + (*by_ratio)[i];
     }
-    t.notes.push_back("our scales are not the paper's; compared by rank (" + map + ")");
+    t.notes.push_back(
+        "our scales are not the paper's; they stand for the paper's scales with "
+        "the same ratios (" +
+        map + ")");
   } else {
-    t.notes.push_back("our scales are not the paper's and differ in number; no paper values");
+    t.notes.push_back(
+        "our scales are not the paper's and not in its ratios (100K : 1M : 3M); "
+        "no paper values");
   }
   for (size_t i = 0; i < scales.size(); ++i) {
     t.columns.push_back(ScaleLabel(scales[i]));

@@ -15,7 +15,10 @@
 //   our eval sets that no paper table names. Table 4: linear-probe trials (row named by
 //   config.probe.encoder_method) and univfd trials, ACC on the GenImage columns. Table 5: sd2
 //   rows by ablation switch, mAUC over Table 3's seven cross-domain columns (as the paper's
-//   87.79 = Table 3's SD2 mAUC shows). Table 6: mAUC over Table 3's columns by training scale.
+//   87.79 = Table 3's SD2 mAUC shows). Table 6: mAUC over Table 3's columns by training scale;
+//   columns are the distinct scales present, labelled by size (100K, 1M, 3.6M, 2K...); they
+//   take the paper's 100K/1M/3M values when they are those scales (3M = 3,000,000-3,600,000)
+//   or the same ratios of them (a demo's 2K/20K/60K stand for 100K/1M/3M), else no paper values.
 // - Means are plain means of the row's present values; a mean over fewer than all columns is
 //   marked partial. Missing cells stay empty (rendered "–"). The best value of each column is
 //   marked (ties at two decimals all marked). The paper's value and delta appear where our

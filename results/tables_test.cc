@@ -309,6 +309,41 @@ TEST_F(TablesTest, EmptyStoreGivesThePaperLayoutWithoutOurValues) {
   EXPECT_NE(ScalingSvg(t6).find("no results yet"), std::string::npos);
 }
 
+// Groups as a demo run at shrunken scales would give them.
+std::vector<ResultGroup> ScaledGroups(const std::vector<int64_t>& scales) {
+  std::vector<ResultGroup> out;
+  for (int64_t s : scales) {
+    ResultGroup g;
+    g.method = "spsl";
+    g.scale = s;
+    g.seeds = 1;
+    g.config_key = std::to_string(s);
+    g.auc = {{"UADFV", 0.5 + static_cast<double>(s) * 1e-6}};
+    out.push_back(g);
+  }
+  return out;
+}
+
+TEST(ScaleTableTest, DemoScalesStandForThePaperScalesWithTheSameRatios) {
+  StatusOr<PaperData> paper = LoadPaperData(kSource + "/data/paper/reported.toml");
+  ASSERT_TRUE(paper.ok()) << paper.status();
+  Table t = BuildTable(6, ScaledGroups({2000, 20000, 60000}), *paper);
+  EXPECT_EQ(t.columns, (std::vector<std::string>{"2K", "20K", "60K"}));
+  EXPECT_DOUBLE_EQ(*t.rows[2].cells[0].paper, 71.56);  // SPSL 100K
+  EXPECT_DOUBLE_EQ(*t.rows[2].cells[2].paper, 75.68);  // SPSL 3M
+  EXPECT_NEAR(*t.rows[2].cells[1].ours, 52.0, 1e-9);   // mean over the one column present
+  EXPECT_TRUE(t.rows[2].cells[1].partial);
+  EXPECT_NE(t.notes[0].find("2K -> 100K, 20K -> 1M, 60K -> 3M"), std::string::npos) << t.notes[0];
+  t = BuildTable(6, ScaledGroups({20000, 60000}), *paper);  // only the two larger scales ran
+  EXPECT_DOUBLE_EQ(*t.rows[2].cells[0].paper, 73.84);       // SPSL 1M
+  t = BuildTable(6, ScaledGroups({1000, 7000}), *paper);
+  EXPECT_FALSE(t.rows[2].cells[0].paper.has_value());
+  EXPECT_NE(t.notes[0].find("no paper values"), std::string::npos);
+  t = BuildTable(6, ScaledGroups({100000, 3584280}), *paper);
+  EXPECT_EQ(t.columns, (std::vector<std::string>{"100K", "3.6M"}));
+  EXPECT_DOUBLE_EQ(*t.rows[2].cells[1].paper, 75.68);
+}
+
 TEST(StoreReaderTest, ReportsMissingAndForeignDatabases) {
   StatusOr<std::vector<TrialResult>> r = ReadTrialResults("/nonexistent/sd2.db");
   EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
