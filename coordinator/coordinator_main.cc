@@ -1,12 +1,16 @@
 // sd2-coordinator: the long-lived coordinator process.
 //
-//   sd2-coordinator --db sd2.db --bind tcp://0.0.0.0:5557 [--config coordinator.toml]
+//   sd2-coordinator --db sd2.db --bind tcp://0.0.0.0:5557 --keys DIR [--config coordinator.toml]
+//
+// Binding anything but loopback or ipc needs CURVE keys (`sd2ctl keys init --dir DIR`); the
+// store passes PRAGMA quick_check before anything is served.
+#include <toml++/toml.h>
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
-#include <toml++/toml.h>
 
 #include "coordinator/server.h"
+#include "storage/integrity.h"
 #include "storage/store.h"
 
 namespace {
@@ -18,11 +22,12 @@ void OnSignal(int) {
 
 int main(int argc, char** argv) {
   CLI::App app{"sd2 coordinator: schedules sweeps onto worker groups, records into SQLite"};
-  std::string db, bind = "tcp://127.0.0.1:5557", config;
+  std::string db, bind = "tcp://127.0.0.1:5557", config, keys;
   sd2::coordinator::CoreOptions core_opts;
   bool verbose = false;
   app.add_option("--db", db, "SQLite store (created when absent)");
   app.add_option("--bind", bind, "ZeroMQ endpoint to bind");
+  app.add_option("--keys", keys, "CURVE keys directory (sd2ctl keys init); required off loopback");
   app.add_option("--config", config, "TOML file with db, bind, lease_s, heartbeat_s");
   app.add_option("--lease-s", core_opts.lease_s, "lease duration in seconds");
   app.add_option("--heartbeat-s", core_opts.heartbeat_s, "heartbeat period told to groups");
@@ -33,6 +38,7 @@ int main(int argc, char** argv) {
       toml::table t = toml::parse_file(config);
       if (db.empty()) db = t["db"].value_or(std::string());
       if (app.count("--bind") == 0) bind = t["bind"].value_or(bind);
+      if (keys.empty()) keys = t["keys"].value_or(std::string());
       core_opts.lease_s = t["lease_s"].value_or(core_opts.lease_s);
       core_opts.heartbeat_s = t["heartbeat_s"].value_or(core_opts.heartbeat_s);
     } catch (const toml::parse_error& e) {
@@ -49,10 +55,28 @@ int main(int argc, char** argv) {
     std::cerr << "sd2-coordinator: lease and heartbeat periods must be positive\n";
     return sd2::kExitBadInput;
   }
+  sd2::coordinator::ServerCurve curve;
+  if (!keys.empty()) {
+    auto c = sd2::coordinator::LoadServerCurve(keys);
+    if (!c.ok()) {
+      std::cerr << "sd2-coordinator: --keys: " << c.status() << "\n";
+      return sd2::ExitCodeFor(c.status());
+    }
+    curve = *c;
+  }
+  if (auto s = sd2::coordinator::CheckBindAllowed(bind, curve); !s.ok()) {
+    std::cerr << "sd2-coordinator: " << s << "\n";
+    return sd2::kExitBadInput;
+  }
   auto store = sd2::storage::Store::Open(db);
   if (!store.ok()) {
     std::cerr << "sd2-coordinator: " << store.status() << "\n";
     return sd2::ExitCodeFor(store.status());
+  }
+  if (auto s = sd2::storage::CheckIntegrity((*store)->raw()); !s.ok()) {
+    std::cerr << "sd2-coordinator: " << db << ": " << s
+              << "\nrefusing to start on a damaged store; restore a backup (sd2ctl db backup)\n";
+    return sd2::ExitCodeFor(s);
   }
   sd2::coordinator::SystemClock clock;
   sd2::coordinator::Core core(store->get(), &clock, core_opts);
@@ -63,6 +87,7 @@ int main(int argc, char** argv) {
   sd2::coordinator::ServerOptions so;
   so.bind = bind;
   so.verbose = verbose;
+  so.curve = curve;
   so.tick_s = std::min(0.5, core_opts.lease_s / 10);
   sd2::coordinator::Server server(&core, so);
   if (auto s = server.Bind(); !s.ok()) {
