@@ -756,16 +756,16 @@ std::vector<SynthSource> MakeSources() {
   add("CelebV-HQ", "", 0.30, {1, 0, 0, 0, 0}, 4, 1.0, 85, 95, 1.0, false, 0, -1, true);
   add("FFHQ", "", 0.03, {1, 0, 0, 0, 0}, 1, 1.5, 90, 98, 1.0, false, 0, -1, true);
   // Cross-domain test sets: unseen variants of the manipulations.
-  add("UADFV", "", 0, {0.5, 0.5, 0, 0, 0}, 4, 0.75, 80, 90, 0.9, true, 1, -1, false);
-  add("WildDeepFake", "", 0, {0.5, 0.3, 0.2, 0, 0}, 4, 0.75, 55, 70, 0.8, true, 1, -1, false);
-  add("DFDC", "", 0, {0.5, 0.5, 0, 0, 0}, 4, 1.25, 75, 85, 0.9, true, 1, -1, false);
-  add("DF40-Test", "FS", 0, {0.5, 0.5, 0, 0, 0}, 4, 1.0, 85, 95, 0.9, true, 1, -1, false);
-  add("DF40-Test", "FR", 0, {0.5, 0, 0.5, 0, 0}, 4, 1.0, 85, 95, 0.9, true, 1, -1, false);
-  add("DF40-Test", "EFS", 0, {0.5, 0, 0, 0.5, 0}, 1, 1.0, 85, 95, 0.9, true, 1, -1, false);
-  add("DF40-Test", "FE", 0, {0.5, 0, 0, 0, 0.5}, 1, 1.0, 85, 95, 0.9, true, 1, -1, false);
+  add("UADFV", "", 0.01, {0.5, 0.5, 0, 0, 0}, 4, 0.75, 80, 90, 0.9, true, 1, -1, false);
+  add("WildDeepFake", "", 0.01, {0.5, 0.3, 0.2, 0, 0}, 4, 0.75, 55, 70, 0.8, true, 1, -1, false);
+  add("DFDC", "", 0.01, {0.5, 0.5, 0, 0, 0}, 4, 1.25, 75, 85, 0.9, true, 1, -1, false);
+  add("DF40-Test", "FS", 0.01, {0.5, 0.5, 0, 0, 0}, 4, 1.0, 85, 95, 0.9, true, 1, -1, false);
+  add("DF40-Test", "FR", 0.01, {0.5, 0, 0.5, 0, 0}, 4, 1.0, 85, 95, 0.9, true, 1, -1, false);
+  add("DF40-Test", "EFS", 0.01, {0.5, 0, 0, 0.5, 0}, 1, 1.0, 85, 95, 0.9, true, 1, -1, false);
+  add("DF40-Test", "FE", 0.01, {0.5, 0, 0, 0, 0.5}, 1, 1.0, 85, 95, 0.9, true, 1, -1, false);
   // GenImage-like: nature (REAL) and ai (EFS) per generator; only SD v1.4 trains the probe.
   for (int g = 0; g < 8; ++g) {
-    add("GenImage", kGenerators[g].name, g == 1 ? 0.04 : 0, {0.5, 0, 0, 0.5, 0}, 1, 1.0, 90, 98,
+    add("GenImage", kGenerators[g].name, g == 1 ? 0.04 : 0.005, {0.5, 0, 0, 0.5, 0}, 1, 1.0, 90, 98,
         1.0, g != 1, 0, g, g == 1);
   }
   return v;
@@ -853,7 +853,8 @@ StatusOr<SynthSummary> Synthesize(const SynthOptions& o) {
     for (const SynthSource& s : sources) w.push_back(s.weight);
     std::vector<int64_t> extra = Apportion(o.images - min_total, w);
     for (size_t i = 0; i < sources.size(); ++i) {
-      std::vector<int64_t> sp = Apportion(extra[i], {0.8, 0.1, 0.1});
+      std::vector<int64_t> sp =
+          sources[i].train ? Apportion(extra[i], {0.8, 0.1, 0.1}) : Apportion(extra[i], {0, 0, 1});
       for (int k = 0; k < 3; ++k) count[i][k] += sp[k];
     }
   }
