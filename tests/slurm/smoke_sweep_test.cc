@@ -125,6 +125,11 @@ TEST_F(SmokeSweepTest, PreemptedAllocationRequeuesAndResumesTheTrial) {
   }
   auto log_file = ReadFile(dir_ + "/slurm_smoke-" + *id + ".out");
   std::string log = log_file.ok() ? *log_file : log_file.status().ToString();
+  // The contract (docs/cluster.md): sd2-worker exits 3 after a preemption, so the script
+  // requeues the job. Any other exit code ends the sweep's job early.
+  EXPECT_EQ(log.find("worker exited with status 3"), log.find("worker exited with status"))
+      << "sd2-worker must exit 3 (preempted) after SIGUSR1; its first exit was different:\n"
+      << log;
   EXPECT_EQ(s, LaunchState::kDone) << log;
   EXPECT_NE(log.find("preempted; requeueing job " + *id), std::string::npos) << log;
   EXPECT_NE(log.find("sd2: sweep done"), std::string::npos) << log;
