@@ -1,11 +1,19 @@
 #include "coordinator/submit.h"
 
+extern char** environ;
+
 namespace sd2::coordinator {
 
 StatusOr<sweeps::ExpandOptions> ParseExpandFlags(const std::vector<std::string>& vars,
                                                  const std::string& scale_map,
                                                  const std::string& override_json) {
   sweeps::ExpandOptions o;
+  // Environment variables define ${NAME} too (as in `sd2ctl validate`); --var wins.
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    size_t eq = kv.find('=');
+    if (eq != std::string::npos && eq > 0) o.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   for (const auto& v : vars) {
     auto eq = v.find('=');
     if (eq == std::string::npos || eq == 0) {
