@@ -4,6 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <iostream>
+
+#include "storage/integrity.h"
 
 namespace sd2::coordinator {
 
@@ -184,6 +187,12 @@ std::string Core::HandleBytes(std::string_view bytes, size_t max_bytes) {
 std::string Core::Handle(const proto::Message& msg) {
   counters_.messages++;
   StatusOr<std::string> r = [&]() -> StatusOr<std::string> {
+    if (!disk_full_.ok() &&
+        (msg.type == proto::Submit::kType || msg.type == proto::LeaseRequest::kType)) {
+      return ResourceExhaustedError(
+          "the coordinator stopped accepting work: the database disk is full (" +
+          disk_full_.message() + "); free space and restart it");
+    }
     try {
       return Dispatch(msg);
     } catch (const std::exception& e) {
@@ -192,6 +201,11 @@ std::string Core::Handle(const proto::Message& msg) {
   }();
   if (!r.ok()) {
     counters_.errors++;
+    if (disk_full_.ok() && storage::IsDiskFull(r.status())) {
+      disk_full_ = r.status();
+      std::cerr << "sd2-coordinator: database disk full, no longer accepting work: " << r.status()
+                << std::endl;
+    }
     if (r.status().code() == StatusCode::kInvalidArgument) counters_.malformed++;
     return proto::ErrorReply(r.status());
   }

@@ -135,6 +135,9 @@ class Core {
 
   // True once a `shutdown` request was handled.
   bool shutdown_requested() const { return shutdown_requested_; }
+  // Set when a store write failed with SQLITE_FULL: from then on submit and lease requests
+  // are refused with this error (committed state is kept; reads and cancels still work).
+  const Status& disk_full() const { return disk_full_; }
   // Nothing queued and nothing running.
   bool Drained() const { return queue_.empty() && leases_.empty(); }
   const CoreCounters& counters() const { return counters_; }
@@ -199,6 +202,7 @@ class Core {
   std::unique_ptr<SchedulingPolicy> policy_;
   CoreCounters counters_;
   bool shutdown_requested_ = false;
+  Status disk_full_;
 
   std::map<int64_t, TrialInfo> trials_;  // every trial
   std::map<std::string, int64_t> trial_by_key_;
