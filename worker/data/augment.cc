@@ -35,25 +35,34 @@ Image Rotate(const Image& img, double degrees) {
   const double rad = degrees * 3.14159265358979323846 / 180.0;
   const float c = static_cast<float>(std::cos(rad)), s = static_cast<float>(std::sin(rad));
   const float cx = (w - 1) * 0.5f, cy = (h - 1) * 0.5f;
+  const size_t stride = static_cast<size_t>(w) * 3;
   for (int y = 0; y < h; ++y) {
     const float dy = y - cy;
     uint8_t* o = out.At(0, y);
-    for (int x = 0; x < w; ++x) {
-      const float dx = x - cx;
-      // Inverse map: rotate the output position back into the source.
-      const float sx = c * dx + s * dy + cx, sy = -s * dx + c * dy + cy;
-      const int x0 = static_cast<int>(std::floor(sx)), y0 = static_cast<int>(std::floor(sy));
+    // Inverse map: rotate the output position back into the source (incrementally in x).
+    float sx = c * -cx + s * dy + cx, sy = -s * -cx + c * dy + cy;
+    for (int x = 0; x < w; ++x, sx += c, sy -= s, o += 3) {
+      const int x0 = static_cast<int>(sx + 4096.f) - 4096,
+                y0 = static_cast<int>(sy + 4096.f) - 4096;
       const float fx = sx - x0, fy = sy - y0;
-      const int xa = Reflect101(x0, w), xb = Reflect101(x0 + 1, w);
-      const int ya = Reflect101(y0, h), yb = Reflect101(y0 + 1, h);
-      const uint8_t* p00 = img.At(xa, ya);
-      const uint8_t* p01 = img.At(xb, ya);
-      const uint8_t* p10 = img.At(xa, yb);
-      const uint8_t* p11 = img.At(xb, yb);
+      const uint8_t *p00, *p01, *p10, *p11;
+      if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) {
+        p00 = img.At(x0, y0);
+        p01 = p00 + 3;
+        p10 = p00 + stride;
+        p11 = p10 + 3;
+      } else {
+        const int xa = Reflect101(x0, w), xb = Reflect101(x0 + 1, w);
+        const int ya = Reflect101(y0, h), yb = Reflect101(y0 + 1, h);
+        p00 = img.At(xa, ya);
+        p01 = img.At(xb, ya);
+        p10 = img.At(xa, yb);
+        p11 = img.At(xb, yb);
+      }
+      const float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
+                  w11 = fx * fy;
       for (int k = 0; k < 3; ++k) {
-        float top = p00[k] + (p01[k] - p00[k]) * fx;
-        float bot = p10[k] + (p11[k] - p10[k]) * fx;
-        *o++ = Clamp8(top + (bot - top) * fy);
+        o[k] = Clamp8(p00[k] * w00 + p01[k] * w01 + p10[k] * w10 + p11[k] * w11);
       }
     }
   }
@@ -63,46 +72,46 @@ Image Rotate(const Image& img, double degrees) {
 Image GaussianBlur(const Image& img, double sigma) {
   const int w = img.width, h = img.height;
   const int radius = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
-  std::vector<float> k(2 * radius + 1);
+  const int taps = 2 * radius + 1;
+  std::vector<float> k(taps);
   float sum = 0;
   for (int i = -radius; i <= radius; ++i) {
     k[i + radius] = static_cast<float>(std::exp(-0.5 * i * i / (sigma * sigma)));
     sum += k[i + radius];
   }
   for (float& v : k) v /= sum;
-  std::vector<float> tmp(static_cast<size_t>(w) * h * 3);
+  const size_t row = static_cast<size_t>(w) * 3;
+  // Horizontal pass into floats, over a row padded by reflection.
+  std::vector<float> tmp(row * h);
+  std::vector<float> pad((static_cast<size_t>(w) + 2 * radius) * 3);
   for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      float acc[3] = {0, 0, 0};
-      for (int i = -radius; i <= radius; ++i) {
-        const uint8_t* p = img.At(Reflect101(x + i, w), y);
-        const float kv = k[i + radius];
-        acc[0] += p[0] * kv;
-        acc[1] += p[1] * kv;
-        acc[2] += p[2] * kv;
-      }
-      float* t = &tmp[(static_cast<size_t>(y) * w + x) * 3];
-      t[0] = acc[0];
-      t[1] = acc[1];
-      t[2] = acc[2];
+    for (int x = -radius; x < w + radius; ++x) {
+      const uint8_t* p = img.At(Reflect101(x, w), y);
+      float* d = &pad[static_cast<size_t>(x + radius) * 3];
+      d[0] = p[0];
+      d[1] = p[1];
+      d[2] = p[2];
+    }
+    float* t = &tmp[row * y];
+    std::fill(t, t + row, 0.f);
+    for (int tap = 0; tap < taps; ++tap) {
+      const float kv = k[tap];
+      const float* src = &pad[static_cast<size_t>(tap) * 3];
+      for (size_t i = 0; i < row; ++i) t[i] += kv * src[i];
     }
   }
+  // Vertical pass.
   Image out(w, h);
+  std::vector<float> acc(row);
   for (int y = 0; y < h; ++y) {
-    for (int x = 0; x < w; ++x) {
-      float acc[3] = {0, 0, 0};
-      for (int i = -radius; i <= radius; ++i) {
-        const float* t = &tmp[(static_cast<size_t>(Reflect101(y + i, h)) * w + x) * 3];
-        const float kv = k[i + radius];
-        acc[0] += t[0] * kv;
-        acc[1] += t[1] * kv;
-        acc[2] += t[2] * kv;
-      }
-      uint8_t* o = out.At(x, y);
-      o[0] = Clamp8(acc[0]);
-      o[1] = Clamp8(acc[1]);
-      o[2] = Clamp8(acc[2]);
+    std::fill(acc.begin(), acc.end(), 0.f);
+    for (int tap = 0; tap < taps; ++tap) {
+      const float kv = k[tap];
+      const float* src = &tmp[row * Reflect101(y + tap - radius, h)];
+      for (size_t i = 0; i < row; ++i) acc[i] += kv * src[i];
     }
+    uint8_t* o = out.At(0, y);
+    for (size_t i = 0; i < row; ++i) o[i] = Clamp8(acc[i]);
   }
   return out;
 }

@@ -197,21 +197,38 @@ Image ResizeBilinear(const Image& src, int w, int h) {
     x1[x] = std::min(xi + 1, src.width - 1) * 3;
     fx[x] = std::min(fxs - xi, 1.0f);
   }
+  // Horizontal pass of a source row into floats, cached by row index.
+  const size_t row = static_cast<size_t>(w) * 3;
+  std::vector<float> rows[2] = {std::vector<float>(row), std::vector<float>(row)};
+  int cached[2] = {-1, -1};
+  auto horizontal = [&](int sy_row) -> const float* {
+    for (int i = 0; i < 2; ++i) {
+      if (cached[i] == sy_row) return rows[i].data();
+    }
+    const int slot = cached[0] < cached[1] ? 0 : 1;
+    cached[slot] = sy_row;
+    const uint8_t* r = src.At(0, sy_row);
+    float* d = rows[slot].data();
+    for (int x = 0; x < w; ++x, d += 3) {
+      const float wx = fx[x];
+      const uint8_t* a = r + x0[x];
+      const uint8_t* b = r + x1[x];
+      d[0] = a[0] + (b[0] - a[0]) * wx;
+      d[1] = a[1] + (b[1] - a[1]) * wx;
+      d[2] = a[2] + (b[2] - a[2]) * wx;
+    }
+    return rows[slot].data();
+  };
   for (int y = 0; y < h; ++y) {
     float fys = std::max(0.0f, (y + 0.5f) * sy - 0.5f);
     int yi = std::min(static_cast<int>(fys), src.height - 1);
     int yi1 = std::min(yi + 1, src.height - 1);
     float wy = std::min(fys - yi, 1.0f);
-    const uint8_t* r0 = src.At(0, yi);
-    const uint8_t* r1 = src.At(0, yi1);
+    const float* top = horizontal(yi);
+    const float* bot = horizontal(yi1);
     uint8_t* o = out.At(0, y);
-    for (int x = 0; x < w; ++x) {
-      const float wx = fx[x];
-      for (int c = 0; c < 3; ++c) {
-        float top = r0[x0[x] + c] + (r0[x1[x] + c] - r0[x0[x] + c]) * wx;
-        float bot = r1[x0[x] + c] + (r1[x1[x] + c] - r1[x0[x] + c]) * wx;
-        *o++ = static_cast<uint8_t>(top + (bot - top) * wy + 0.5f);
-      }
+    for (size_t i = 0; i < row; ++i) {
+      o[i] = static_cast<uint8_t>(top[i] + (bot[i] - top[i]) * wy + 0.5f);
     }
   }
   return out;
