@@ -25,66 +25,90 @@ inline double FromSortKey(uint64_t key) {
   return v;
 }
 
-// LSD radix sort, 11-bit digits (6 passes over 64 bits); passes whose digit is the same for
-// every key are skipped (common for probabilities, whose top bits rarely vary).
-void RadixSort(std::vector<uint64_t>& keys) {
-  constexpr int kBits = 11;
-  constexpr int kPasses = 6;
-  constexpr size_t kBuckets = size_t{1} << kBits;
-  const size_t n = keys.size();
+constexpr int kRadixBits = 16;
+constexpr int kRadixPasses = 4;
+constexpr size_t kRadixBuckets = size_t{1} << kRadixBits;
+// Below this many samples std::sort beats clearing the radix histograms.
+constexpr size_t kRadixMinSize = size_t{1} << 16;
+
+// Adds `k`'s digits to the per-pass histograms.
+inline void CountDigits(uint64_t k, size_t* counts) {
+  for (int p = 0; p < kRadixPasses; ++p) {
+    ++counts[p * kRadixBuckets + ((k >> (p * kRadixBits)) & (kRadixBuckets - 1))];
+  }
+}
+
+// LSD radix sort of keys[0, n) with 16-bit digits (4 passes over 64 bits), given the digit
+// histograms; passes whose digit is the same for every key are skipped (common for
+// probabilities, whose top bits rarely vary). `tmp` has room for n keys.
+void RadixSort(uint64_t* keys, size_t n, size_t* counts, uint64_t* tmp) {
   if (n < 2) return;
-  if (n < 256) {
-    std::sort(keys.begin(), keys.end());
-    return;
-  }
-  std::vector<size_t> counts(kPasses * kBuckets, 0);
-  for (uint64_t k : keys) {
-    for (int p = 0; p < kPasses; ++p)
-      ++counts[p * kBuckets + ((k >> (p * kBits)) & (kBuckets - 1))];
-  }
-  std::vector<uint64_t> tmp(n);
-  uint64_t* src = keys.data();
-  uint64_t* dst = tmp.data();
-  for (int p = 0; p < kPasses; ++p) {
-    size_t* c = &counts[p * kBuckets];
+  uint64_t* src = keys;
+  uint64_t* dst = tmp;
+  for (int p = 0; p < kRadixPasses; ++p) {
+    size_t* c = &counts[p * kRadixBuckets];
     bool trivial = false;
-    for (size_t b = 0; b < kBuckets; ++b) {
-      if (c[b] == n) trivial = true;
-    }
+    for (size_t b = 0; b < kRadixBuckets; ++b) trivial = trivial || c[b] == n;
     if (trivial) continue;
     size_t sum = 0;
-    for (size_t b = 0; b < kBuckets; ++b) {
+    for (size_t b = 0; b < kRadixBuckets; ++b) {
       size_t t = c[b];
       c[b] = sum;
       sum += t;
     }
-    const int shift = p * kBits;
+    const int shift = p * kRadixBits;
     for (size_t i = 0; i < n; ++i) {
       uint64_t k = src[i];
-      dst[c[(k >> shift) & (kBuckets - 1)]++] = k;
+      dst[c[(k >> shift) & (kRadixBuckets - 1)]++] = k;
     }
     std::swap(src, dst);
   }
-  if (src != keys.data()) std::memcpy(keys.data(), src, n * sizeof(uint64_t));
+  if (src != keys) std::memcpy(keys, src, n * sizeof(uint64_t));
 }
 
-// Sorted keys of the positives and of the negatives.
+// Sorted keys of the positives and of the negatives, in one buffer: positives in [0, pos),
+// negatives in [pos, size). Input must be valid (ValidateScores).
 struct SplitKeys {
-  std::vector<uint64_t> pos;
-  std::vector<uint64_t> neg;
+  std::vector<uint64_t> keys;
+  size_t pos = 0;
+  const uint64_t* pos_begin() const { return keys.data(); }
+  const uint64_t* neg_begin() const { return keys.data() + pos; }
+  size_t num_pos() const { return pos; }
+  size_t num_neg() const { return keys.size() - pos; }
 };
 
 SplitKeys SortSplit(const std::vector<int>& labels, const std::vector<double>& scores) {
+  const size_t n = labels.size();
   SplitKeys s;
-  size_t p = 0;
-  for (int l : labels) p += (l == 1);
-  s.pos.reserve(p);
-  s.neg.reserve(labels.size() - p);
-  for (size_t i = 0; i < labels.size(); ++i) {
-    (labels[i] == 1 ? s.pos : s.neg).push_back(SortKey(scores[i]));
+  s.keys.resize(n);
+  if (n < kRadixMinSize) {
+    size_t front = 0, back = n;
+    for (size_t i = 0; i < n; ++i) s.keys[labels[i] == 1 ? front++ : --back] = SortKey(scores[i]);
+    s.pos = front;
+    std::sort(s.keys.begin(), s.keys.begin() + static_cast<std::ptrdiff_t>(front));
+    std::sort(s.keys.begin() + static_cast<std::ptrdiff_t>(front), s.keys.end());
+    return s;
   }
-  RadixSort(s.pos);
-  RadixSort(s.neg);
+  // One pass: keys of positives fill the buffer from the front, negatives from the back, and the
+  // digit histograms of both classes are counted on the way.
+  std::vector<size_t> counts(2 * kRadixPasses * kRadixBuckets, 0);
+  size_t* pos_counts = counts.data();
+  size_t* neg_counts = counts.data() + kRadixPasses * kRadixBuckets;
+  size_t front = 0, back = n;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t k = SortKey(scores[i]);
+    if (labels[i] == 1) {
+      s.keys[front++] = k;
+      CountDigits(k, pos_counts);
+    } else {
+      s.keys[--back] = k;
+      CountDigits(k, neg_counts);
+    }
+  }
+  s.pos = front;
+  std::vector<uint64_t> tmp(std::max(s.num_pos(), s.num_neg()));
+  RadixSort(s.keys.data(), s.num_pos(), pos_counts, tmp.data());
+  RadixSort(s.keys.data() + s.pos, s.num_neg(), neg_counts, tmp.data());
   return s;
 }
 
@@ -122,16 +146,18 @@ StatusOr<ClfCurve> BinaryClfCurve(const std::vector<int>& labels,
                                   const std::vector<double>& scores) {
   SD2_RETURN_IF_ERROR(ValidateScores(labels, scores));
   SplitKeys s = SortSplit(labels, scores);
+  const uint64_t* pos = s.pos_begin();
+  const uint64_t* neg = s.neg_begin();
   ClfCurve curve;
   // Walk both ascending arrays from their ends: descending scores.
-  size_t i = s.pos.size(), j = s.neg.size();
+  size_t i = s.num_pos(), j = s.num_neg();
   int64_t tp = 0, fp = 0;
   while (i > 0 || j > 0) {
     uint64_t key = 0;
-    if (i > 0) key = s.pos[i - 1];
-    if (j > 0 && (i == 0 || s.neg[j - 1] > key)) key = s.neg[j - 1];
-    while (i > 0 && s.pos[i - 1] == key) --i, ++tp;
-    while (j > 0 && s.neg[j - 1] == key) --j, ++fp;
+    if (i > 0) key = pos[i - 1];
+    if (j > 0 && (i == 0 || neg[j - 1] > key)) key = neg[j - 1];
+    while (i > 0 && pos[i - 1] == key) --i, ++tp;
+    while (j > 0 && neg[j - 1] == key) --j, ++fp;
     curve.thresholds.push_back(FromSortKey(key));
     curve.tps.push_back(tp);
     curve.fps.push_back(fp);
@@ -142,20 +168,22 @@ StatusOr<ClfCurve> BinaryClfCurve(const std::vector<int>& labels,
 StatusOr<double> RocAuc(const std::vector<int>& labels, const std::vector<double>& scores) {
   SD2_RETURN_IF_ERROR(ValidateScores(labels, scores));
   SplitKeys s = SortSplit(labels, scores);
-  SD2_RETURN_IF_ERROR(RequireBothClasses(s.pos.size(), s.neg.size(), "AUC"));
+  SD2_RETURN_IF_ERROR(RequireBothClasses(s.num_pos(), s.num_neg(), "AUC"));
+  const uint64_t* pos = s.pos_begin();
+  const uint64_t* neg = s.neg_begin();
   // Mann-Whitney U with ties counted half equals the trapezoidal ROC AUC. Twice U is an
   // integer: sum over positives of 2 * #(negatives below) + #(negatives equal).
   unsigned __int128 twice_u = 0;
   size_t j = 0;
-  const size_t np = s.pos.size(), nn = s.neg.size();
+  const size_t np = s.num_pos(), nn = s.num_neg();
   size_t i = 0;
   while (i < np) {
-    const uint64_t key = s.pos[i];
+    const uint64_t key = pos[i];
     size_t run = 1;
-    while (i + run < np && s.pos[i + run] == key) ++run;
-    while (j < nn && s.neg[j] < key) ++j;
+    while (i + run < np && pos[i + run] == key) ++run;
+    while (j < nn && neg[j] < key) ++j;
     size_t eq = 0;
-    while (j + eq < nn && s.neg[j + eq] == key) ++eq;
+    while (j + eq < nn && neg[j + eq] == key) ++eq;
     twice_u += static_cast<unsigned __int128>(run) * (2 * j + eq);
     i += run;
   }

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -69,7 +70,7 @@ double BruteAuc(const std::vector<int>& y, const std::vector<double>& s) {
 }
 
 TEST(MetricsTest, RadixSortedAucMatchesBruteForceOnLargeTiedInput) {
-  // Above the radix-sort cut-over (256) with negative scores, zeros and heavy ties.
+  // Negative scores, zeros and heavy ties (the std::sort path below 65536 samples).
   std::mt19937_64 rng(7);
   std::uniform_real_distribution<double> u(-2.0, 2.0);
   std::vector<int> y(3000);
@@ -82,6 +83,48 @@ TEST(MetricsTest, RadixSortedAucMatchesBruteForceOnLargeTiedInput) {
   StatusOr<double> auc = RocAuc(y, s);
   ASSERT_TRUE(auc.ok()) << auc.status();
   EXPECT_NEAR(*auc, BruteAuc(y, s), 1e-12);
+}
+
+// An independent O(n log n) reference: std::sort of (score, label) pairs, then the trapezoid
+// over distinct thresholds and the step-wise AP, as scikit-learn computes them.
+void SortReference(const std::vector<int>& y, const std::vector<double>& s, double* auc,
+                   double* ap) {
+  std::vector<std::pair<double, int>> v;
+  for (size_t i = 0; i < y.size(); ++i) v.push_back({s[i] == 0 ? 0.0 : s[i], y[i]});
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  double tp = 0, fp = 0, prev_tp = 0, prev_fp = 0, area = 0, p = 0, n = 0;
+  for (int l : y) (l ? p : n) += 1;
+  *ap = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    (v[i].second ? tp : fp) += 1;
+    if (i + 1 == v.size() || v[i + 1].first != v[i].first) {
+      area += (fp - prev_fp) * (tp + prev_tp) / 2;
+      *ap += (tp - prev_tp) / p * (tp / (tp + fp));
+      prev_tp = tp;
+      prev_fp = fp;
+    }
+  }
+  *auc = area / (p * n);
+}
+
+TEST(MetricsTest, RadixPathMatchesSortReferenceOnLargeInputs) {
+  // Above the radix cut-over (65536): continuous scores, heavy ties, negatives and signed zeros.
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  for (int ties : {0, 1}) {
+    std::vector<int> y(150000);
+    std::vector<double> s(y.size());
+    for (size_t i = 0; i < y.size(); ++i) {
+      y[i] = static_cast<int>(rng() % 5 < 2);
+      s[i] = u(rng) + 0.3 * y[i];
+      if (ties) s[i] = std::round(s[i] * 50) / 50;
+      if (i % 1001 == 0) s[i] = (i % 2) ? 0.0 : -0.0;
+    }
+    double auc = 0, ap = 0;
+    SortReference(y, s, &auc, &ap);
+    EXPECT_NEAR(*RocAuc(y, s), auc, 1e-12) << "ties=" << ties;
+    EXPECT_NEAR(*AveragePrecision(y, s), ap, 1e-9) << "ties=" << ties;
+  }
 }
 
 TEST(MetricsTest, CurveHasOnePointPerDistinctScoreInDescendingOrder) {
