@@ -45,8 +45,10 @@ if [ ! -s /etc/munge/munge.key ]; then
   dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
   chmod 400 /etc/munge/munge.key
 fi
+started_munge=0
 if ! munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
   munged --force
+  started_munge=1
   for _ in $(seq 50); do
     munge -n 2>/dev/null | unmunge >/dev/null 2>&1 && break
     sleep 0.1
@@ -60,6 +62,9 @@ fi
 # Stop leftovers of an earlier, broken instance before writing a fresh state directory.
 "$(dirname "$0")/stop.sh" --keep-munge >/dev/null 2>&1 || true
 mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
+# stop.sh stops munged only when this script started it (a munged that was already running,
+# e.g. the machine's own, is left alone).
+if [ "$started_munge" -eq 1 ]; then touch "$DIR/munged.ours"; fi
 
 HOST="$(hostname -s)"
 CPUS="$(nproc)"

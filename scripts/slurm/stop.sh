@@ -2,7 +2,8 @@
 # Stops the single-node test Slurm that scripts/slurm/start.sh started and removes its
 # directory. Idempotent: nothing running is fine.
 #
-#   scripts/slurm/stop.sh               # stop slurmd, slurmctld, munged; rm -rf $SD2_SLURM_DIR
+#   scripts/slurm/stop.sh               # stop slurmd, slurmctld (and munged if start.sh
+#                                       # started it); rm -rf $SD2_SLURM_DIR
 #   scripts/slurm/stop.sh --keep-munge  # leave munged running (used by start.sh)
 set -uo pipefail
 
@@ -28,7 +29,7 @@ if [ -f "$DIR/slurm.conf" ]; then
 fi
 stop_pidfile "$DIR/slurmd.pid"
 stop_pidfile "$DIR/slurmctld.pid"
-if [ "$keep_munge" -eq 0 ]; then
+if [ "$keep_munge" -eq 0 ] && [ -f "$DIR/munged.ours" ]; then
   stop_pidfile /run/munge/munged.pid
 fi
 # Remove only our own directory, and only if it looks like ours.
