@@ -238,7 +238,7 @@ TEST(LoraTest, InjectionMergeAndTargets) {
 
 TEST(Sd2ModelTest, OnlyLoraClamAdapterTauBiasTrain) {
   torch::manual_seed(2);
-  Sd2Model m(Tiny(), {}, LoraOptions{});
+  Sd2Model m(Tiny(), Sd2ModelOptions(), LoraOptions{});
   m->FreezeBackbone();
   int n = 0;
   for (auto& p : m->named_parameters()) {
@@ -252,7 +252,9 @@ TEST(Sd2ModelTest, OnlyLoraClamAdapterTauBiasTrain) {
   EXPECT_GT(n, 10);
   EXPECT_NEAR(m->bias.item<double>(), -1 / 0.07, 1e-3);
   EXPECT_EQ(m->EncodeImage(torch::randn({3, 3, 32, 32})).sizes(), (std::vector<int64_t>{3, 64}));
-  Sd2Model no_clam(Tiny(), {.clam = false}, LoraOptions{});
+  Sd2ModelOptions nc;
+  nc.clam = false;
+  Sd2Model no_clam(Tiny(), nc, LoraOptions{});
   EXPECT_FALSE(no_clam->clam);
   EXPECT_EQ(no_clam->adapter->fc1->weight.size(1), 64);
 }
@@ -290,7 +292,7 @@ TEST(HfLoadTest, LoadsFolderAndListsMismatches) {
   ASSERT_TRUE(WriteTensors(dir.path() + "/model.safetensors", t).ok());
   auto bad = LoadHfClip(dir.path());
   ASSERT_FALSE(bad.ok());
-  const std::string& msg = bad.status().message();
+  const std::string msg = bad.status().message();
   EXPECT_NE(msg.find("Missing: text_projection.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Unexpected: vision_model.extra.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Mis-shaped: visual_projection.weight"), std::string::npos) << msg;
@@ -306,7 +308,9 @@ struct LossFixture {
     LoraOptions lo;
     lo.r = 4;
     lo.dropout = 0;
-    model = Sd2Model(Tiny(), {.clam = clam}, lo);
+    Sd2ModelOptions mo;
+    mo.clam = clam;
+    model = Sd2Model(Tiny(), mo, lo);
     model->FreezeBackbone();
     torch::NoGradGuard g;
     for (auto& p : model->named_parameters())

@@ -8,7 +8,7 @@
 // stated by the paper). `bias` is SigLIP's b (initialised to -exp(logit_scale)); `siglip_scale`
 // exists only for the "separate SigLIP temperature" variant.
 //
-//   Sd2Model m(cfg, {.clam = true, .separate_siglip_temperature = false}, lora_options);
+//   Sd2Model m(cfg, Sd2ModelOptions(), lora_options);   // CLAM on, shared temperature
 //   m->FreezeBackbone();                         // only LoRA, CLAM, adapter, tau, b train
 //   torch::Tensor f = m->EncodeImage(pixels);    // [B, projection_dim]
 //   torch::Tensor u = m->clip->EncodeText(ids, eot_id);

@@ -35,7 +35,7 @@ std::vector<std::string> StrList(const nlohmann::json& j, const char* key) {
   return out;
 }
 
-data::Filter FilterFrom(const nlohmann::json& j) {
+[[maybe_unused]] data::Filter FilterFrom(const nlohmann::json& j) {
   data::Filter f;
   f.datasets = StrList(j, "datasets");
   f.subsets = StrList(j, "subsets");
@@ -138,6 +138,7 @@ StatusOr<torch::Tensor> Sd2Trainable::Score(const TorchBatch& batch) {
 // ---------------------------------------------------------------------------------------------
 Status Sd2Method::Run(TrialContext& ctx) {
 #ifndef SD2_HAVE_WORKER_DATA
+  (void)ctx;
   return FailedPreconditionError("sd2: built without worker/data");
 #else
   const nlohmann::json& cfg = ctx.config;

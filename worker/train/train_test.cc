@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <random>
 
+#include "common/file_util.h"
 #include "worker/comm/mpi_communicator.h"
 #include "worker/train/sd2_method.h"
 #include "worker/train/trainer.h"
@@ -120,7 +121,7 @@ std::unique_ptr<Sd2Trainable> MakeSd2(const std::string& config, const models::T
   models::LoraOptions lora;
   lora.dropout = dropout;
   torch::manual_seed(seed);
-  models::Sd2Model model(cfg, {}, lora);
+  models::Sd2Model model(cfg, models::Sd2ModelOptions(), lora);
   model->FreezeBackbone();
   return std::make_unique<Sd2Trainable>(model, tok, *PaperTypeLabels(), LossOptions{}, comm, seed);
 }

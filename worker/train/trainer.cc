@@ -11,6 +11,7 @@
 #include <cstdio>
 
 #include "worker/models/clip.h"
+#include "worker/models/safetensors.h"
 
 namespace sd2::worker::train {
 namespace {
