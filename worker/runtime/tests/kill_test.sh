@@ -2,7 +2,8 @@
 # Crash safety end to end: a coordinator and two worker groups of two ranks (mpirun) run a
 # 20-trial smoke sweep; the coordinator is killed with SIGKILL three times and restarted on the
 # same database, and one worker rank is killed mid-trial (its group dies, its lease expires,
-# the trial resumes elsewhere from its checkpoint). Afterwards every trial succeeded exactly
+# the trial resumes elsewhere from its checkpoint). Groups exit after 10 s without work, which
+# must outlast the killed group's lease (3 s) plus the retry back-off (1 s). Afterwards every trial succeeded exactly
 # once and no metric row is stored twice.
 # Usage: kill_test.sh MPIEXEC SD2_WORKER SD2_COORDINATOR SD2CTL
 set -euo pipefail
@@ -22,7 +23,9 @@ trap cleanup EXIT
 fail() {
   echo "FAIL: $*" >&2
   echo "--- coordinator log"; tail -20 "$TMP/coordinator.log" >&2 || true
-  echo "--- group logs"; tail -20 "$TMP"/group*.log >&2 || true
+  echo "--- group logs"; tail -n 20 "$TMP"/group*.log >&2 || true
+  echo "--- trials and attempts"
+  sqlite3 "$TMP/sd2.db" "select t.trial_key, t.state, a.number, a.state, a.group_id, a.error from trials t left join attempts a on a.trial_id = t.id where t.state != 'succeeded' or a.state != 'succeeded'" >&2 || true
   exit 1
 }
 export OMPI_MCA_mpi_yield_when_idle=1
@@ -59,7 +62,7 @@ grep -q "20 trials, 20 queued" "$TMP/submit.txt" || { cat "$TMP/submit.txt"; fai
 
 for g in 1 2; do
   "$MPIEXEC" -np 2 --oversubscribe "$WORKER" --coordinator "$EP" --work-dir "$TMP/work" \
-    --group-id "group$g" --idle-exit 3 --give-up 60 >"$TMP/group$g.log" 2>&1 &
+    --group-id "group$g" --idle-exit 10 --give-up 60 >"$TMP/group$g.log" 2>&1 &
   eval "G$g=$!"
   PIDS+=("$!")
 done
