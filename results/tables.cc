@@ -147,7 +147,8 @@ Table MethodTable(int number, const std::vector<ResultGroup>& groups, const Pape
     for (const auto& [n, p] : paper.tables) named.insert(p.columns.begin(), p.columns.end());
     std::set<std::string> extra;
     for (const ResultGroup& g : groups) {
-      if (g.is_probe || g.method == "univfd") continue;
+      const auto& order = PaperMethodOrder();
+      if (g.is_probe || std::find(order.begin(), order.end(), g.method) == order.end()) continue;
       for (const auto& [set, v] : g.acc) {
         if (!named.count(set)) extra.insert(set);
       }

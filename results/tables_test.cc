@@ -182,6 +182,8 @@ class TablesTest : public ::testing::Test {
                    {{"probe", {{"of", "key12"}, {"encoder_method", "clip_svd"}}}},
                    Evals(912, 0.1, gen));
     store.AddTrial("univfd", 1000000, 0, {}, Evals(913, 0.05, gen));
+    // Not a paper method: its eval set must not become a column.
+    store.AddTrial("smoke", 1000, 0, {}, Evals(915, 0.3, {"smoke-test"}));
     // Never succeeded: must not appear.
     store.AddTrial("xception", 3000000, 0, {}, Evals(914, 0.3, kCross), {"failed", "lost"});
   }
@@ -213,7 +215,7 @@ class TablesTest : public ::testing::Test {
 TEST_F(TablesTest, ReaderTakesNewestSucceededAttemptAndSkipsUnfinishedTrials) {
   StatusOr<std::vector<TrialResult>> trials = ReadTrialResults(db_path_);
   ASSERT_TRUE(trials.ok()) << trials.status();
-  EXPECT_EQ(trials->size(), 14u + 1 + 2 + 3);  // the never-succeeded trial is absent
+  EXPECT_EQ(trials->size(), 14u + 1 + 2 + 3 + 1);  // the never-succeeded trial is absent
   for (const TrialResult& t : *trials) EXPECT_NE(t.scale, 3000000);
   const TrialResult& probe = (*trials)[17];
   EXPECT_EQ(probe.method, "probe");
