@@ -272,6 +272,7 @@ void InstallPreemptionHandlers() {
   std::signal(SIGUSR1, OnPreemptSignal);
 }
 bool PreemptionRequested() { return g_preempted.load(); }
+void TEST_ResetPreemption() { g_preempted.store(false); }
 
 void RegisterAllMethods() {
   RegisterSmokeMethod();

@@ -50,6 +50,8 @@ Status RunLocal(const nlohmann::json& config, const std::string& trial_key,
 // SIGTERM and SIGUSR1 set the preemption flag.
 void InstallPreemptionHandlers();
 bool PreemptionRequested();
+// Clears the flag (tests only: a real worker exits after a preemption).
+void TEST_ResetPreemption();
 
 // Registers every method this binary has (smoke, and the LibTorch ones when built).
 void RegisterAllMethods();

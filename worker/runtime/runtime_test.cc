@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -174,6 +175,42 @@ TEST_F(RuntimeTest, FailingAttemptsAreRetriedAndTheCheckpointResumes) {
   // Attempt 2 resumed from the finished checkpoint: no steps left to run.
   EXPECT_EQ(attempts[1].variant_json, R"({"resumed_from":6,"smoke":1})");
   EXPECT_EQ(store_->ListMetrics(attempts[1].id)->size(), 0u);
+}
+
+TEST_F(RuntimeTest, PreemptionCheckpointsAndRequeuesWithoutAFailure) {
+  StartCoordinator();
+  coordinator::Client c(server_->endpoint(), Opts25());
+  proto::Submit sub;
+  sub.name = "preempt";
+  auto spec = Smoke("pre", 30, 300);
+  spec.max_attempts = 1;  // a preemption must not use up the only attempt
+  sub.trials = {spec};
+  auto submitted = c.CallAs<proto::Submitted>(sub);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+  InstallPreemptionHandlers();
+  std::thread signaller([&] {
+    for (int i = 0; i < 100 && TrialState("pre") != "running"; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    ::raise(SIGUSR1);
+  });
+  auto comm = MakeLocalCommunicator();
+  Status s = RunGroup(Opts(), comm.get());  // returns after the preempted trial
+  signaller.join();
+  EXPECT_TRUE(PreemptionRequested());
+  TEST_ResetPreemption();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(TrialState("pre"), "queued");
+  auto t = store_->FindTrialByKey("pre");
+  auto attempts = *store_->ListAttempts((*t)->id);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].state, "preempted");
+  auto cks = *store_->ListCheckpoints(attempts[0].id);
+  ASSERT_FALSE(cks.empty());
+  auto step = ReadFile((dir_ / "work" / "pre" / "smoke_step").string());
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(std::to_string(cks.back().step), *step);
 }
 
 TEST_F(RuntimeTest, SmokeChecksCollectives) {
