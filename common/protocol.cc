@@ -557,6 +557,7 @@ Status ReplyStatus(const Message& reply) {
   FieldReader r(reply.body, "error");
   int64_t code = r.Int("code_num", false, static_cast<int>(StatusCode::kInternal));
   std::string message = r.Str("message", false);
+  if (message.empty()) message = "error reply without a message";
   if (code <= 0 || code > static_cast<int>(StatusCode::kInternal)) {
     code = static_cast<int>(StatusCode::kInternal);
   }

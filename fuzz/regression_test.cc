@@ -8,6 +8,7 @@
 #include <string>
 
 #include "common/file_util.h"
+#include "common/protocol.h"
 #include "fuzz/targets.h"
 
 namespace sd2::fuzz {
@@ -50,6 +51,26 @@ TEST(FuzzRegression, TinyInputs) {
     EXPECT_EQ(FuzzManifest(d, s.size()), 0);
     EXPECT_EQ(FuzzSafetensors(d, s.size()), 0);
   }
+}
+
+}  // namespace
+}  // namespace sd2::fuzz
+
+namespace sd2::fuzz {
+namespace {
+
+// fuzz_protocol, crash-f9a7a2cc: an `error` reply without a "message" field gave an error
+// Status with an empty message (sd2ctl printed "INVALID_ARGUMENT: " and nothing else).
+TEST(FuzzRegression, ErrorReplyWithoutMessageStillExplains) {
+  auto bytes =
+      ReadFile((kFuzzDir / "regressions/protocol/error_reply_without_message.json").string());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto m = protocol::Decode(*bytes);
+  ASSERT_TRUE(m.ok()) << m.status();
+  Status s = protocol::ReplyStatus(*m);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_EQ(s.message(), "error reply without a message");
 }
 
 }  // namespace
