@@ -436,21 +436,24 @@ StatusOr<int64_t> Core::DataAttempt(const std::string& key, int64_t attempt) {
                       "' is " + a->state);
 }
 
-StatusOr<std::string> Core::OnMetrics(const proto::MetricsBatch& m) {
+StatusOr<std::string> Core::OnMetrics(proto::MetricsBatch& m) {
   SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt));
   std::vector<storage::MetricRow> rows;
   rows.reserve(m.rows.size());
-  for (const auto& r : m.rows) rows.push_back({r.seq, r.step, r.name, r.value, r.time});
+  for (auto& r : m.rows) rows.push_back({r.seq, r.step, std::move(r.name), r.value, r.time});
   SD2_ASSIGN_OR_RETURN(int64_t n, store_->InsertMetrics(aid, rows));
   counters_.metric_rows += n;
   return proto::Encode(proto::Ack{n, static_cast<int64_t>(rows.size()) - n});
 }
 
-StatusOr<std::string> Core::OnScores(const proto::ScoresBatch& m) {
+StatusOr<std::string> Core::OnScores(proto::ScoresBatch& m) {
   SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt));
   std::vector<storage::ScoreRow> rows;
   rows.reserve(m.rows.size());
-  for (const auto& r : m.rows) rows.push_back({r.sample_id, r.video_id, r.label, r.type, r.score});
+  for (auto& r : m.rows) {
+    rows.push_back(
+        {std::move(r.sample_id), std::move(r.video_id), r.label, std::move(r.type), r.score});
+  }
   SD2_ASSIGN_OR_RETURN(int64_t n, store_->InsertScores(aid, m.eval_set, rows));
   counters_.score_rows += n;
   return proto::Encode(proto::Ack{n, static_cast<int64_t>(rows.size()) - n});

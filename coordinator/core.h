@@ -168,8 +168,8 @@ class Core {
   StatusOr<std::string> OnRegister(const protocol::Register& m);
   StatusOr<std::string> OnLeaseRequest(const protocol::LeaseRequest& m);
   StatusOr<std::string> OnHeartbeat(const protocol::Heartbeat& m);
-  StatusOr<std::string> OnMetrics(const protocol::MetricsBatch& m);
-  StatusOr<std::string> OnScores(const protocol::ScoresBatch& m);
+  StatusOr<std::string> OnMetrics(protocol::MetricsBatch& m);
+  StatusOr<std::string> OnScores(protocol::ScoresBatch& m);
   StatusOr<std::string> OnCheckpoint(const protocol::CheckpointRecord& m);
   StatusOr<std::string> OnResult(const protocol::Result& m);
   StatusOr<std::string> OnSubmit(const protocol::Submit& m);
