@@ -155,19 +155,24 @@ TEST_F(GroupsSweepTest, PreemptedGroupIsReplacedAndTheTrialResumes) {
     std::this_thread::sleep_for(milliseconds(250));
   }
   ASSERT_TRUE(keeper.SetTarget("sweep", spec, 0).ok());
-  EXPECT_EQ(Query("SELECT state FROM trials"), "succeeded")
-      << ReadFile(dir_ + "/coordinator.log").value();
+  EXPECT_EQ(Query("SELECT state FROM trials"), "succeeded") << [&] {
+    auto text = ReadFile(dir_ + "/coordinator.log");
+    return text.ok() ? *text : text.status().ToString();
+  }();
   EXPECT_EQ(Query("SELECT number || ':' || state FROM attempts ORDER BY number"),
             "1:preempted\n2:succeeded");
   std::string variant = Query("SELECT variant_json FROM attempts WHERE number = 2");
   EXPECT_NE(variant.find("resumed_from"), std::string::npos) << variant;
   EXPECT_EQ(variant.find("\"resumed_from\":0"), std::string::npos) << variant;
-  int launched = 0;
-  for (const auto& e : events) launched += e.kind == KeeperEvent::Kind::kLaunched;
-  EXPECT_GE(launched, 2);
   auto log = ReadFile(dir_ + "/groups_smoke-" + first_job + ".out");
   ASSERT_TRUE(log.ok());
   EXPECT_NE(log->find("forwarding it to the worker"), std::string::npos) << *log;
+  // The preempted group came back either as a new group from the keeper (worker exit 0) or
+  // as the same job requeued by its script (worker exit 3, docs/cluster.md).
+  int launched = 0;
+  for (const auto& e : events) launched += e.kind == KeeperEvent::Kind::kLaunched;
+  bool requeued = log->find("preempted; requeueing job " + first_job) != std::string::npos;
+  EXPECT_TRUE(launched >= 2 || requeued) << "launched " << launched << " group(s)\n" << *log;
   ASSERT_TRUE(keeper.StopAll().ok());
 }
 
