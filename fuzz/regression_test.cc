@@ -10,6 +10,7 @@
 #include "common/file_util.h"
 #include "common/protocol.h"
 #include "fuzz/targets.h"
+#include "worker/models/safetensors.h"
 
 namespace sd2::fuzz {
 namespace {
@@ -71,6 +72,22 @@ TEST(FuzzRegression, ErrorReplyWithoutMessageStillExplains) {
   EXPECT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kInternal);
   EXPECT_EQ(s.message(), "error reply without a message");
+}
+
+}  // namespace
+}  // namespace sd2::fuzz
+
+namespace sd2::fuzz {
+namespace {
+
+// fuzz_safetensors under UBSan: shape [2^40, 2^24] wrapped the uint64 element count to 0, so
+// a tensor of 2^64 elements with no data was accepted and SafeTensor::numel() overflowed.
+TEST(FuzzRegression, SafetensorsShapeProductCannotWrap) {
+  auto bytes = ReadFile((kFuzzDir / "regressions/safetensors/numel_overflow.safetensors").string());
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  auto f = worker::models::ParseSafetensors(*bytes, "numel_overflow.safetensors");
+  EXPECT_EQ(f.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(f.status().message(), "numel_overflow.safetensors: tensor 'w': too many elements");
 }
 
 }  // namespace

@@ -214,8 +214,11 @@ StatusOr<SafetensorsFile> ParseSafetensors(const std::string& bytes, const std::
       if (!d.is_number_unsigned() || d.get<uint64_t>() > (uint64_t(1) << 40))
         return DataLossError(where + ": bad dimension " + d.dump());
       t.shape.push_back(int64_t(d.get<uint64_t>()));
-      numel *= d.get<uint64_t>();
-      if (numel > (uint64_t(1) << 40)) return DataLossError(where + ": too many elements");
+      // Checked before multiplying: the product must not wrap around.
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim != 0 && numel > (uint64_t(1) << 40) / dim)
+        return DataLossError(where + ": too many elements");
+      numel *= dim;
     }
     const auto& off = v["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
