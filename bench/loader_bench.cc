@@ -5,6 +5,7 @@
 //   loader_bench make DIR N        writes N 512x512 JPEG test images DIR/img_<i>.jpg
 //   loader_bench run DIR N SIZE R  best-of-R seconds for the N images at SIZE; prints
 //                                  "seconds=<s> mean=<mean normalised value of the central half>"
+//   loader_bench stages DIR N SIZE R  CPU ms per image of each stage (decode, resize, ...)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -82,11 +83,71 @@ static int Run(const std::string& dir, int n, int size, int repeats) {
   return 0;
 }
 
+static double CpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Profiling aid: CPU time per pipeline stage (best of `repeats` passes over the N images).
+static int Stages(const std::string& dir, int n, int size, int repeats) {
+  constexpr int kStages = 9;
+  const char* names[kStages] = {"decode",    "resize", "hflip", "rotate",   "blur",
+                                "isoresize", "color",  "jpeg",  "normalize"};
+  double best[kStages];
+  std::fill(best, best + kStages, 1e30);
+  std::vector<float> out(static_cast<size_t>(3) * size * size);
+  for (int r = 0; r < repeats; ++r) {
+    double t[kStages] = {};
+    for (int i = 0; i < n; ++i) {
+      double t0 = CpuSeconds();
+      int stage = 0;
+      auto lap = [&] {
+        const double t1 = CpuSeconds();
+        t[stage++] += t1 - t0;
+        t0 = t1;
+      };
+      auto img = wd::LoadImage(dir + "/img_" + std::to_string(i) + ".jpg", size);
+      if (!img.ok()) return 1;
+      lap();
+      wd::Image im = wd::Resize(*img, size, size);
+      lap();
+      wd::HFlip(&im);
+      lap();
+      im = wd::Rotate(im, 7.0);
+      lap();
+      im = wd::GaussianBlur(im, 1.0);
+      lap();
+      im = wd::IsotropicResize(im, 0.7);
+      lap();
+      wd::BrightnessContrast(&im, 0.05, 0.1);
+      lap();
+      auto j = wd::JpegRecompress(im, 75);
+      if (!j.ok()) return 1;
+      lap();
+      wd::Normalize(*j, wd::Normalization::kClip, out.data());
+      lap();
+    }
+    for (int k = 0; k < kStages; ++k) best[k] = std::min(best[k], t[k]);
+  }
+  double total = 0;
+  for (double v : best) total += v;
+  for (int k = 0; k < kStages; ++k) {
+    std::printf("%-10s %7.3f ms/img %5.1f%%\n", names[k], 1e3 * best[k] / n, 100 * best[k] / total);
+  }
+  std::printf("%-10s %7.3f ms/img\n", "total", 1e3 * total / n);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc == 4 && std::string(argv[1]) == "make") return Make(argv[2], std::atoi(argv[3]));
   if (argc == 6 && std::string(argv[1]) == "run") {
     return Run(argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
   }
-  std::fprintf(stderr, "usage: loader_bench make DIR N | loader_bench run DIR N SIZE REPEATS\n");
+  if (argc == 6 && std::string(argv[1]) == "stages") {
+    return Stages(argv[2], std::atoi(argv[3]), std::atoi(argv[4]), std::atoi(argv[5]));
+  }
+  std::fprintf(stderr,
+               "usage: loader_bench make DIR N | loader_bench run|stages DIR N SIZE REPEATS\n");
   return 2;
 }

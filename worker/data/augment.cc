@@ -1,7 +1,12 @@
 #include "worker/data/augment.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace sd2::worker::data {
 namespace {
@@ -16,55 +21,117 @@ inline uint8_t Clamp8(float v) {
   return static_cast<uint8_t>(v <= 0 ? 0 : v >= 255 ? 255 : v + 0.5f);
 }
 
+// (a * b) >> 16: compiles to pmulhuw in vectorised loops.
+inline uint16_t MulHi(uint16_t a, uint16_t b) {
+  return static_cast<uint16_t>((static_cast<uint32_t>(a) * b) >> 16);
+}
+
+// Bilinear interpolation of one RGB pixel from its four neighbours with 7-bit weights
+// fx, fy in [0, 127]: the vertical blend first (exact in 16 bits), then the horizontal one.
+inline void BilinearScalar(const uint8_t* p00, const uint8_t* p01, const uint8_t* p10,
+                           const uint8_t* p11, int fx, int fy, uint8_t* o) {
+  for (int k = 0; k < 3; ++k) {
+    const int l = p00[k] * 128 + (p10[k] - p00[k]) * fy;
+    const int r = p01[k] * 128 + (p11[k] - p01[k]) * fy;
+    o[k] = static_cast<uint8_t>((l * (128 - fx) + r * fx + 8192) >> 14);
+  }
+}
+
+// The same for neighbours side by side: `top` and `bot` point at the left pixel of each row,
+// and 8 bytes may be read from each. Returns the pixel in the low 3 bytes (little endian).
+inline uint32_t BilinearPair(const uint8_t* top, const uint8_t* bot, int fx, int fy) {
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  const __m128i t = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(top)), zero);
+  const __m128i b = _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(bot)), zero);
+  // l0 l1 l2 r0 r1 r2 . . (16 bits: at most 255 * 128)
+  const __m128i v =
+      _mm_add_epi16(_mm_slli_epi16(t, 7), _mm_mullo_epi16(_mm_sub_epi16(b, t), _mm_set1_epi16(fy)));
+  // l0 r0 l1 r1 l2 r2 . . times (128 - fx, fx) pairs.
+  const __m128i lr = _mm_unpacklo_epi16(v, _mm_srli_si128(v, 6));
+  __m128i sum = _mm_madd_epi16(lr, _mm_set1_epi32(fx << 16 | (128 - fx)));
+  sum = _mm_srli_epi32(_mm_add_epi32(sum, _mm_set1_epi32(8192)), 14);
+  sum = _mm_packs_epi32(sum, sum);
+  return static_cast<uint32_t>(_mm_cvtsi128_si32(_mm_packus_epi16(sum, sum)));
+#else
+  uint8_t o[4] = {0, 0, 0, 0};
+  BilinearScalar(top, top + 3, bot, bot + 3, fx, fy, o);
+  uint32_t px;
+  std::memcpy(&px, o, 4);
+  return px;
+#endif
+}
+
 }  // namespace
 
 void HFlip(Image* img) {
+  const int w = img->width;
+  if (w < 2) return;
+  const size_t row = static_cast<size_t>(w) * 3;
+  thread_local std::vector<uint8_t> tmp;
+  tmp.resize(row + 1);  // the 4-byte load of the last pixel reads one byte past the row
   for (int y = 0; y < img->height; ++y) {
-    uint8_t* row = img->At(0, y);
-    for (int l = 0, r = img->width - 1; l < r; ++l, --r) {
-      std::swap(row[l * 3], row[r * 3]);
-      std::swap(row[l * 3 + 1], row[r * 3 + 1]);
-      std::swap(row[l * 3 + 2], row[r * 3 + 2]);
+    uint8_t* r = img->At(0, y);
+    std::memcpy(tmp.data(), r, row);
+    const uint8_t* last = tmp.data() + row - 3;
+    // 4-byte moves; the 4th byte is overwritten by the next pixel (the last moves 3 bytes).
+    for (int x = 0; x < w - 1; ++x) {
+      uint32_t v;
+      std::memcpy(&v, last - 3 * x, 4);
+      std::memcpy(r + 3 * x, &v, 4);
     }
+    std::memcpy(r + 3 * (w - 1), tmp.data(), 3);
   }
 }
 
 Image Rotate(const Image& img, double degrees) {
   const int w = img.width, h = img.height;
   Image out(w, h);
+  if (img.empty()) return out;
   const double rad = degrees * 3.14159265358979323846 / 180.0;
-  const float c = static_cast<float>(std::cos(rad)), s = static_cast<float>(std::sin(rad));
-  const float cx = (w - 1) * 0.5f, cy = (h - 1) * 0.5f;
+  const double c = std::cos(rad), s = std::sin(rad);
+  const double cx = (w - 1) * 0.5, cy = (h - 1) * 0.5;
   const size_t stride = static_cast<size_t>(w) * 3;
+  // Source positions in 16.16 fixed point, bilinear weights their top 7 fractional bits.
+  constexpr double kOne = 65536.0;
+  const auto dsx = static_cast<int32_t>(std::lround(c * kOne));
+  const auto dsy = static_cast<int32_t>(std::lround(-s * kOne));
+  const uint8_t* base = img.px.data();
+  // Fast path: neighbours inside the image, and 8-byte loads from the top-left pixel of both
+  // rows (x0 <= w - 3) too.
+  const bool any_fast = w >= 3 && h >= 2;
+  auto fast = [&](int32_t sx, int32_t sy) {
+    return any_fast && static_cast<unsigned>(sx >> 16) < static_cast<unsigned>(w - 2) &&
+           static_cast<unsigned>(sy >> 16) < static_cast<unsigned>(h - 1);
+  };
+  auto slow = [&](int32_t sx, int32_t sy, uint8_t* o) {
+    const int x0 = sx >> 16, y0 = sy >> 16;  // arithmetic shifts: floor
+    const int xa = Reflect101(x0, w), xb = Reflect101(x0 + 1, w);
+    const int ya = Reflect101(y0, h), yb = Reflect101(y0 + 1, h);
+    BilinearScalar(img.At(xa, ya), img.At(xb, ya), img.At(xa, yb), img.At(xb, yb), (sx >> 9) & 127,
+                   (sy >> 9) & 127, o);
+  };
   for (int y = 0; y < h; ++y) {
-    const float dy = y - cy;
+    const double dy = y - cy;
     uint8_t* o = out.At(0, y);
     // Inverse map: rotate the output position back into the source (incrementally in x).
-    float sx = c * -cx + s * dy + cx, sy = -s * -cx + c * dy + cy;
-    for (int x = 0; x < w; ++x, sx += c, sy -= s, o += 3) {
-      const int x0 = static_cast<int>(sx + 4096.f) - 4096,
-                y0 = static_cast<int>(sy + 4096.f) - 4096;
-      const float fx = sx - x0, fy = sy - y0;
-      const uint8_t *p00, *p01, *p10, *p11;
-      if (x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h) {
-        p00 = img.At(x0, y0);
-        p01 = p00 + 3;
-        p10 = p00 + stride;
-        p11 = p10 + 3;
-      } else {
-        const int xa = Reflect101(x0, w), xb = Reflect101(x0 + 1, w);
-        const int ya = Reflect101(y0, h), yb = Reflect101(y0 + 1, h);
-        p00 = img.At(xa, ya);
-        p01 = img.At(xb, ya);
-        p10 = img.At(xa, yb);
-        p11 = img.At(xb, yb);
-      }
-      const float w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy,
-                  w11 = fx * fy;
-      for (int k = 0; k < 3; ++k) {
-        o[k] = Clamp8(p00[k] * w00 + p01[k] * w01 + p10[k] * w10 + p11[k] * w11);
-      }
+    const auto sx0 = static_cast<int32_t>(std::lround((c * -cx + s * dy + cx) * kOne));
+    const auto sy0 = static_cast<int32_t>(std::lround((-s * -cx + c * dy + cy) * kOne));
+    // The fast pixels of a row are one interval [xa, xb): positions are linear in x.
+    int xa = 0, xb = w;
+    while (xa < w && !fast(sx0 + xa * dsx, sy0 + xa * dsy)) ++xa;
+    while (xb > xa && !fast(sx0 + (xb - 1) * dsx, sy0 + (xb - 1) * dsy)) --xb;
+    if (y == h - 1 && xb == w) --xb;  // the 4-byte stores below must not pass the end
+    for (int x = 0; x < xa; ++x) slow(sx0 + x * dsx, sy0 + x * dsy, o + 3 * x);
+    int32_t sx = sx0 + xa * dsx, sy = sy0 + xa * dsy;
+    uint8_t* p = o + 3 * xa;
+    for (int x = xa; x < xb; ++x, sx += dsx, sy += dsy, p += 3) {
+      const uint8_t* q = base + (sy >> 16) * stride + (sx >> 16) * 3;
+      // A 4-byte store: the 4th byte is written again by the next pixel.
+      const uint32_t px = BilinearPair(q, q + stride, (sx >> 9) & 127, (sy >> 9) & 127);
+      std::memcpy(p, &px, 4);
     }
+    for (int x = xb; x < w; ++x) slow(sx0 + x * dsx, sy0 + x * dsy, o + 3 * x);
   }
   return out;
 }
@@ -72,46 +139,63 @@ Image Rotate(const Image& img, double degrees) {
 Image GaussianBlur(const Image& img, double sigma) {
   const int w = img.width, h = img.height;
   const int radius = std::max(1, static_cast<int>(std::ceil(3 * sigma)));
-  const int taps = 2 * radius + 1;
-  std::vector<float> k(taps);
-  float sum = 0;
-  for (int i = -radius; i <= radius; ++i) {
-    k[i + radius] = static_cast<float>(std::exp(-0.5 * i * i / (sigma * sigma)));
-    sum += k[i + radius];
+  // Symmetric kernel in 8-bit fixed point: k[j] weighs offsets +j and -j, all sum to 256.
+  std::vector<uint16_t> k(radius + 1);
+  double sum = 0;
+  for (int i = -radius; i <= radius; ++i) sum += std::exp(-0.5 * i * i / (sigma * sigma));
+  int rest = 256;
+  for (int j = radius; j >= 1; --j) {
+    k[j] = static_cast<uint16_t>(std::lround(256 * std::exp(-0.5 * j * j / (sigma * sigma)) / sum));
+    rest -= 2 * k[j];
   }
-  for (float& v : k) v /= sum;
-  const size_t row = static_cast<size_t>(w) * 3;
-  // Horizontal pass into floats, over a row padded by reflection.
-  std::vector<float> tmp(row * h);
-  std::vector<float> pad((static_cast<size_t>(w) + 2 * radius) * 3);
-  for (int y = 0; y < h; ++y) {
-    for (int x = -radius; x < w + radius; ++x) {
-      const uint8_t* p = img.At(Reflect101(x, w), y);
-      float* d = &pad[static_cast<size_t>(x + radius) * 3];
-      d[0] = p[0];
-      d[1] = p[1];
-      d[2] = p[2];
-    }
-    float* t = &tmp[row * y];
-    std::fill(t, t + row, 0.f);
-    for (int tap = 0; tap < taps; ++tap) {
-      const float kv = k[tap];
-      const float* src = &pad[static_cast<size_t>(tap) * 3];
-      for (size_t i = 0; i < row; ++i) t[i] += kv * src[i];
-    }
-  }
-  // Vertical pass.
+  if (rest >= 256 || img.empty()) return img;  // the kernel rounds to the identity
+  k[0] = static_cast<uint16_t>(rest);
   Image out(w, h);
-  std::vector<float> acc(row);
+  const size_t row = static_cast<size_t>(w) * 3;
+  const size_t pad = static_cast<size_t>(radius) * 3;
+  // One uint16 row (value * 256), padded by `radius` pixels each side: the vertical pass of
+  // output row y, then the horizontal pass over it straight into the output (all in L1).
+  thread_local std::vector<uint16_t> buf, res;
+  buf.resize(row + 2 * pad);
+  res.resize(row);
+  uint16_t* acc = buf.data() + pad;
+  uint16_t* v = res.data();
+  std::vector<const uint8_t*> src(2 * radius + 1);
+  // kh[j] = k[j] * 256: the horizontal products as high halves (pmulhuw).
+  std::vector<uint16_t> kh(radius + 1);
+  for (int j = 0; j <= radius; ++j) kh[j] = static_cast<uint16_t>(k[j] << 8);
   for (int y = 0; y < h; ++y) {
-    std::fill(acc.begin(), acc.end(), 0.f);
-    for (int tap = 0; tap < taps; ++tap) {
-      const float kv = k[tap];
-      const float* src = &tmp[row * Reflect101(y + tap - radius, h)];
-      for (size_t i = 0; i < row; ++i) acc[i] += kv * src[i];
+    for (int t = 0; t <= 2 * radius; ++t) src[t] = img.At(0, Reflect101(y + t - radius, h));
+    const uint8_t* mid = src[radius];
+    const uint16_t k0 = k[0];
+    for (size_t i = 0; i < row; ++i) acc[i] = static_cast<uint16_t>(k0 * mid[i]);
+    for (int j = 1; j <= radius; ++j) {
+      const uint8_t* a = src[radius - j];
+      const uint8_t* b = src[radius + j];
+      const uint16_t kj = k[j];
+      for (size_t i = 0; i < row; ++i) {
+        acc[i] = static_cast<uint16_t>(acc[i] + kj * static_cast<uint16_t>(a[i] + b[i]));
+      }
+    }
+    for (int p = 1; p <= radius; ++p) {
+      const int l = Reflect101(-p, w), r = Reflect101(w - 1 + p, w);
+      for (int ch = 0; ch < 3; ++ch) {
+        acc[-3 * p + ch] = acc[3 * l + ch];
+        acc[3 * (w - 1 + p) + ch] = acc[3 * r + ch];
+      }
+    }
+    const uint16_t kh0 = kh[0];
+    for (size_t i = 0; i < row; ++i) v[i] = MulHi(acc[i], kh0);
+    for (int j = 1; j <= radius; ++j) {
+      const uint16_t kj = kh[j];
+      const uint16_t* l = acc - 3 * j;
+      const uint16_t* r = acc + 3 * j;
+      for (size_t i = 0; i < row; ++i) {
+        v[i] = static_cast<uint16_t>(v[i] + MulHi(l[i], kj) + MulHi(r[i], kj));
+      }
     }
     uint8_t* o = out.At(0, y);
-    for (size_t i = 0; i < row; ++i) o[i] = Clamp8(acc[i]);
+    for (size_t i = 0; i < row; ++i) o[i] = static_cast<uint8_t>((v[i] + 128u) >> 8);
   }
   return out;
 }
@@ -165,14 +249,51 @@ void Normalize(const Image& img, Normalization norm, float* out) {
   static constexpr float kClipMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
   static constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
   const size_t plane = static_cast<size_t>(img.width) * img.height;
+  // (v / 255 - mean) / std as one multiply-add per value.
+  float scale[3], bias[3];
   for (int c = 0; c < 3; ++c) {
-    const float mean = norm == Normalization::kClip ? kClipMean[c] : 0.5f;
-    const float inv_std = 1.0f / (norm == Normalization::kClip ? kClipStd[c] : 0.5f);
-    float lut[256];
-    for (int v = 0; v < 256; ++v) lut[v] = (v / 255.0f - mean) * inv_std;
-    float* dst = out + c * plane;
-    const uint8_t* src = img.px.data() + c;
-    for (size_t i = 0; i < plane; ++i) dst[i] = lut[src[i * 3]];
+    const double mean = norm == Normalization::kClip ? kClipMean[c] : 0.5;
+    const double sd = norm == Normalization::kClip ? kClipStd[c] : 0.5;
+    scale[c] = static_cast<float>(1.0 / (255.0 * sd));
+    bias[c] = static_cast<float>(-mean / sd);
+  }
+  const uint8_t* src = img.px.data();
+  float* r = out;
+  float* g = out + plane;
+  float* b = out + 2 * plane;
+  size_t i = 0;
+#if defined(__SSE2__)
+  // Four pixels at a time: 12 bytes to three vectors of four floats, then transposed.
+  const __m128 s0 = _mm_setr_ps(scale[0], scale[1], scale[2], scale[0]);
+  const __m128 s1 = _mm_setr_ps(scale[1], scale[2], scale[0], scale[1]);
+  const __m128 s2 = _mm_setr_ps(scale[2], scale[0], scale[1], scale[2]);
+  const __m128 b0 = _mm_setr_ps(bias[0], bias[1], bias[2], bias[0]);
+  const __m128 b1 = _mm_setr_ps(bias[1], bias[2], bias[0], bias[1]);
+  const __m128 b2 = _mm_setr_ps(bias[2], bias[0], bias[1], bias[2]);
+  const __m128i zero = _mm_setzero_si128();
+  // 16-byte loads of which 12 bytes are used: 3 * i + 16 <= 3 * plane.
+  for (; i + 6 <= plane; i += 4) {
+    const __m128i v8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 3 * i));
+    const __m128i lo = _mm_unpacklo_epi8(v8, zero);  // r0 g0 b0 r1 g1 b1 r2 g2
+    const __m128i hi = _mm_unpackhi_epi8(v8, zero);  // b2 r3 g3 b3 . . . .
+    // x = r0 g0 b0 r1, y = g1 b1 r2 g2, z = b2 r3 g3 b3, normalised.
+    const __m128 x = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(lo, zero)), s0), b0);
+    const __m128 y = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpackhi_epi16(lo, zero)), s1), b1);
+    const __m128 z = _mm_add_ps(_mm_mul_ps(_mm_cvtepi32_ps(_mm_unpacklo_epi16(hi, zero)), s2), b2);
+    // R = x0 x3 y2 z1, G = x1 y0 y3 z2, B = x2 y1 z0 z3.
+    const __m128 r_yz = _mm_shuffle_ps(y, z, _MM_SHUFFLE(1, 1, 2, 2));  // y2 y2 z1 z1
+    const __m128 g_xy = _mm_shuffle_ps(x, y, _MM_SHUFFLE(0, 0, 1, 1));  // x1 x1 y0 y0
+    const __m128 g_yz = _mm_shuffle_ps(y, z, _MM_SHUFFLE(2, 2, 3, 3));  // y3 y3 z2 z2
+    const __m128 b_xy = _mm_shuffle_ps(x, y, _MM_SHUFFLE(1, 1, 2, 2));  // x2 x2 y1 y1
+    _mm_storeu_ps(r + i, _mm_shuffle_ps(x, r_yz, _MM_SHUFFLE(2, 0, 3, 0)));
+    _mm_storeu_ps(g + i, _mm_shuffle_ps(g_xy, g_yz, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm_storeu_ps(b + i, _mm_shuffle_ps(b_xy, z, _MM_SHUFFLE(3, 0, 2, 0)));
+  }
+#endif
+  for (; i < plane; ++i) {
+    r[i] = src[3 * i] * scale[0] + bias[0];
+    g[i] = src[3 * i + 1] * scale[1] + bias[1];
+    b[i] = src[3 * i + 2] * scale[2] + bias[2];
   }
 }
 

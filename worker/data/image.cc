@@ -1,14 +1,19 @@
 #include "worker/data/image.h"
 
+#include <fcntl.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 #include <png.h>
+#include <sys/stat.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <memory>
-
-#include "common/file_util.h"
 
 namespace sd2::worker::data {
 namespace {
@@ -141,9 +146,31 @@ StatusOr<Image> DecodeImage(std::string_view bytes, int min_side) {
 }
 
 StatusOr<Image> LoadImage(const std::string& path, int min_side) {
-  if (!PathExists(path)) return NotFoundError("no such file: " + path);
-  SD2_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-  StatusOr<Image> img = DecodeImage(bytes, min_side);
+  // Read straight into a per-thread buffer (no stream copies; the buffer is reused).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return NotFoundError("no such file: " + path);
+    return NotFoundError(path + ": cannot open: " + std::strerror(errno));
+  }
+  thread_local std::vector<char> buf;
+  size_t size = 0;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) buf.resize(static_cast<size_t>(st.st_size) + 1);
+  if (buf.size() < 4096) buf.resize(4096);
+  for (;;) {
+    if (size == buf.size()) buf.resize(buf.size() * 2);
+    const ssize_t n = ::read(fd, buf.data() + size, buf.size() - size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return DataLossError(path + ": read error: " + std::strerror(err));
+    }
+    if (n == 0) break;
+    size += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  StatusOr<Image> img = DecodeImage(std::string_view(buf.data(), size), min_side);
   if (!img.ok()) return img.status().WithPrefix(path);
   return img;
 }
@@ -187,48 +214,79 @@ StatusOr<std::string> EncodePng(const Image& img) {
 Image ResizeBilinear(const Image& src, int w, int h) {
   if (src.width == w && src.height == h) return src;
   Image out(w, h);
+  // Fixed point: the horizontal pass with 7-bit weights into uint16 (value * 128), the
+  // vertical one with 8-bit weights rounds back to 8 bits. Each pair of weights sums to
+  // exactly 128 or 256, so constant regions stay exact.
   const float sx = static_cast<float>(src.width) / w, sy = static_cast<float>(src.height) / h;
-  std::vector<int> x0(w), x1(w);
-  std::vector<float> fx(w);
-  for (int x = 0; x < w; ++x) {
-    float fxs = std::max(0.0f, (x + 0.5f) * sx - 0.5f);
-    int xi = std::min(static_cast<int>(fxs), src.width - 1);
-    x0[x] = xi * 3;
-    x1[x] = std::min(xi + 1, src.width - 1) * 3;
-    fx[x] = std::min(fxs - xi, 1.0f);
-  }
-  // Horizontal pass of a source row into floats, cached by row index.
   const size_t row = static_cast<size_t>(w) * 3;
-  std::vector<float> rows[2] = {std::vector<float>(row), std::vector<float>(row)};
+  const size_t slot_size = row + 8;            // SIMD stores write one sample past a pixel
+  thread_local std::vector<uint32_t> offsets;  // per output pixel: left source pixel * 3
+  thread_local std::vector<int32_t> weights;   // per output pixel: weight pair (128 - wx, wx)
+  thread_local std::vector<uint16_t> rows;     // two cached horizontal passes
+  offsets.resize(w);
+  weights.resize(w);
+  rows.resize(slot_size * 2);
+  // Pixels from `simd_end` on may not read 8 bytes from their left neighbour.
+  int simd_end = w;
+  for (int x = 0; x < w; ++x) {
+    const float fxs = std::max(0.0f, (x + 0.5f) * sx - 0.5f);
+    const int xi = std::min(static_cast<int>(fxs), src.width - 1);
+    auto wx = static_cast<int32_t>(std::lround(std::min(fxs - xi, 1.0f) * 128));
+    if (xi + 1 >= src.width) wx = 0;
+    offsets[x] = static_cast<uint32_t>(xi) * 3;
+    weights[x] = wx << 16 | (128 - wx);
+    if (simd_end == w && xi + 3 > src.width) simd_end = x;
+  }
+  const int right_edge = 3 * (src.width - 1);
   int cached[2] = {-1, -1};
-  auto horizontal = [&](int sy_row) -> const float* {
+  auto horizontal = [&](int sy_row) -> const uint16_t* {
     for (int i = 0; i < 2; ++i) {
-      if (cached[i] == sy_row) return rows[i].data();
+      if (cached[i] == sy_row) return rows.data() + slot_size * i;
     }
     const int slot = cached[0] < cached[1] ? 0 : 1;
     cached[slot] = sy_row;
     const uint8_t* r = src.At(0, sy_row);
-    float* d = rows[slot].data();
-    for (int x = 0; x < w; ++x, d += 3) {
-      const float wx = fx[x];
-      const uint8_t* a = r + x0[x];
-      const uint8_t* b = r + x1[x];
-      d[0] = a[0] + (b[0] - a[0]) * wx;
-      d[1] = a[1] + (b[1] - a[1]) * wx;
-      d[2] = a[2] + (b[2] - a[2]) * wx;
+    uint16_t* d = rows.data() + slot_size * slot;
+    int x = 0;
+#if defined(__SSE2__)
+    const __m128i zero = _mm_setzero_si128();
+    for (; x < simd_end; ++x) {
+      const __m128i p = _mm_unpacklo_epi8(
+          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r + offsets[x])), zero);
+      // a0 b0 a1 b1 a2 b2 . . times (128 - wx, wx) pairs.
+      const __m128i ab = _mm_unpacklo_epi16(p, _mm_srli_si128(p, 6));
+      const __m128i v = _mm_madd_epi16(ab, _mm_set1_epi32(weights[x]));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 3 * x), _mm_packs_epi32(v, v));
     }
-    return rows[slot].data();
+#endif
+    for (; x < w; ++x) {
+      const uint8_t* a = r + offsets[x];
+      const uint8_t* b = r + std::min<int>(static_cast<int>(offsets[x]) + 3, right_edge);
+      const int wx = weights[x] >> 16;
+      for (int c = 0; c < 3; ++c)
+        d[3 * x + c] = static_cast<uint16_t>(a[c] * (128 - wx) + b[c] * wx);
+    }
+    return d;
   };
   for (int y = 0; y < h; ++y) {
-    float fys = std::max(0.0f, (y + 0.5f) * sy - 0.5f);
+    const float fys = std::max(0.0f, (y + 0.5f) * sy - 0.5f);
     int yi = std::min(static_cast<int>(fys), src.height - 1);
-    int yi1 = std::min(yi + 1, src.height - 1);
-    float wy = std::min(fys - yi, 1.0f);
-    const float* top = horizontal(yi);
-    const float* bot = horizontal(yi1);
+    const int yi1 = std::min(yi + 1, src.height - 1);
+    auto wy = static_cast<uint32_t>(std::lround(std::min(fys - yi, 1.0f) * 256));
+    if (wy == 256) yi = yi1, wy = 0;
+    const uint16_t* top = horizontal(yi);
     uint8_t* o = out.At(0, y);
+    if (wy == 0) {
+      for (size_t i = 0; i < row; ++i) o[i] = static_cast<uint8_t>((top[i] + 64u) >> 7);
+      continue;
+    }
+    const uint16_t* bot = horizontal(yi1);
+    // (top * (256 - wy) + bot * wy) / 256 as two 16-bit high-half products (pmulhuw).
+    const auto wt = static_cast<uint16_t>((256 - wy) << 8), wb = static_cast<uint16_t>(wy << 8);
     for (size_t i = 0; i < row; ++i) {
-      o[i] = static_cast<uint8_t>(top[i] + (bot[i] - top[i]) * wy + 0.5f);
+      const auto a = static_cast<uint16_t>((static_cast<uint32_t>(top[i]) * wt) >> 16);
+      const auto b = static_cast<uint16_t>((static_cast<uint32_t>(bot[i]) * wb) >> 16);
+      o[i] = static_cast<uint8_t>(static_cast<uint16_t>(a + b + 64) >> 7);
     }
   }
   return out;
