@@ -50,6 +50,10 @@ Status RunLocal(const nlohmann::json& config, const std::string& trial_key,
 // SIGTERM and SIGUSR1 set the preemption flag.
 void InstallPreemptionHandlers();
 bool PreemptionRequested();
+
+// sd2-worker's exit code after a preemption (SIGUSR1/SIGTERM): the attempt was checkpointed and
+// recorded `preempted`; batch scripts requeue the job on it (cluster::kWorkerExitPreempted).
+inline constexpr int kExitPreempted = 3;
 // Clears the flag (tests only: a real worker exits after a preemption).
 void TEST_ResetPreemption();
 

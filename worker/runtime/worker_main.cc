@@ -248,6 +248,10 @@ int main(int argc, char** argv) {
     std::cerr << "sd2-worker: give --coordinator ENDPOINT, --sweep FILE, or `run`\n" << app.help();
     code = sd2::kExitBadInput;
   }
+  // A preempted worker exits 3 whatever its mode, so a batch script can requeue the job.
+  if (sd2::worker::PreemptionRequested() && code != sd2::kExitBadInput) {
+    code = sd2::worker::kExitPreempted;
+  }
   MPI_Finalize();
   return code;
 }
