@@ -5,7 +5,7 @@
 #endif
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-#define SD2_ROTATE_AVX2 1
+#define SD2_X86_AVX2_DISPATCH 1  // AVX2 code paths, chosen at run time
 #endif
 
 #include <algorithm>
@@ -66,7 +66,7 @@ inline uint32_t BilinearPair(const uint8_t* top, const uint8_t* bot, int fx, int
 #endif
 }
 
-#if defined(SD2_ROTATE_AVX2)
+#if defined(SD2_X86_AVX2_DISPATCH)
 // t * 128 + (b - t) * f in 16-bit lanes (the vertical blend).
 __attribute__((target("avx2"))) inline __m256i BlendAvx2(__m256i t, __m256i b, __m256i f) {
   return _mm256_add_epi16(_mm256_slli_epi16(t, 7), _mm256_mullo_epi16(_mm256_sub_epi16(b, t), f));
@@ -180,7 +180,7 @@ Image Rotate(const Image& img, double degrees) {
   // Fast path: neighbours inside the image, and 8-byte loads from the top-left pixel of both
   // rows (x0 <= w - 3) too.
   const bool any_fast = w >= 3 && h >= 2;
-#if defined(SD2_ROTATE_AVX2)
+#if defined(SD2_X86_AVX2_DISPATCH)
   const bool avx = HasAvx2() && stride < (size_t{1} << 30) / static_cast<size_t>(h);
 #endif
   auto fast = [&](int32_t sx, int32_t sy) {
@@ -207,7 +207,7 @@ Image Rotate(const Image& img, double degrees) {
     if (y == h - 1 && xb == w) --xb;  // the 4-byte stores below must not pass the end
     for (int x = 0; x < xa; ++x) slow(sx0 + x * dsx, sy0 + x * dsy, o + 3 * x);
     int x = xa;
-#if defined(SD2_ROTATE_AVX2)
+#if defined(SD2_X86_AVX2_DISPATCH)
     // Its 16-byte stores end 4 bytes past the run: keep one pixel more in the last row.
     const int avx_end = y == h - 1 ? xb - 1 : xb;
     if (avx && avx_end - xa >= 8) {
@@ -230,6 +230,9 @@ Image Rotate(const Image& img, double degrees) {
   return out;
 }
 
+#if defined(SD2_X86_AVX2_DISPATCH)
+__attribute__((target_clones("avx2", "default")))
+#endif
 Image GaussianBlur(const Image& img, double sigma) {
   const int w = img.width, h = img.height;
   const int radius = std::max(1, static_cast<int>(std::ceil(3 * sigma)));

@@ -4,6 +4,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SD2_X86_AVX2_DISPATCH 1  // AVX2 clones of the vectorised loops, chosen at load time
+#endif
 #include <png.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
@@ -211,6 +214,9 @@ StatusOr<std::string> EncodePng(const Image& img) {
   return out;
 }
 
+#if defined(SD2_X86_AVX2_DISPATCH)
+__attribute__((target_clones("avx2", "default")))
+#endif
 Image ResizeBilinear(const Image& src, int w, int h) {
   if (src.width == w && src.height == h) return src;
   Image out(w, h);
