@@ -18,7 +18,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/autocast_mode.h>
 
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>) && __has_include(<cuda_runtime_api.h>)
 #include <c10/cuda/CUDACachingAllocator.h>
 #define SD2_HAVE_CUDA_ALLOCATOR 1
 #endif
