@@ -121,7 +121,9 @@ class Expander {
   }
 
   json Resources() const {
-    return {{"ranks", spec_.ranks}, {"gpus_per_rank", spec_.gpus_per_rank}};
+    json r = {{"ranks", spec_.ranks}, {"gpus_per_rank", spec_.gpus_per_rank}};
+    for (const auto& [k, v] : options_.resources.items()) r[k] = v;
+    return r;
   }
 
   void Finish(Trial* t) {
@@ -239,6 +241,17 @@ StatusOr<std::vector<Trial>> Expand(const SweepSpec& spec, const ExpandOptions& 
   if (!options.overrides.is_object()) {
     return InvalidArgumentError("expand overrides must be a JSON object, got " +
                                 options.overrides.dump());
+  }
+  if (!options.resources.is_object()) {
+    return InvalidArgumentError("expand resources must be a JSON object, got " +
+                                options.resources.dump());
+  }
+  for (const auto& [k, v] : options.resources.items()) {
+    if ((k != "ranks" && k != "gpus_per_rank") || !v.is_number_integer() ||
+        v.get<int64_t>() < (k == "ranks" ? 1 : 0)) {
+      return InvalidArgumentError("expand resources: bad entry \"" + k + "\": " + v.dump() +
+                                  " (ranks >= 1, gpus_per_rank >= 0)");
+    }
   }
   for (const auto& [from, to] : options.scale_map) {
     if (from <= 0 || to <= 0) {

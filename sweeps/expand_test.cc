@@ -404,3 +404,34 @@ TEST(FormatTrialTableTest, AlignedRowsAndCount) {
 
 }  // namespace
 }  // namespace sd2::sweeps
+
+namespace sd2::sweeps {
+namespace {
+
+TEST(ExpandTest, ResourceOverrideReplacesResourcesButNotKeys) {
+  const std::string text = Base("name = \"r\"\nmethods = [\"xception\"]\nscales = [\"100K\"]\n");
+  std::vector<Trial> plain = MustExpand(text);
+  ExpandOptions o = DataVars();
+  o.resources = {{"ranks", 1}, {"gpus_per_rank", 0}};
+  std::vector<Trial> cpu = MustExpand(text, o);
+  ASSERT_EQ(plain.size(), 1u);
+  ASSERT_EQ(cpu.size(), 1u);
+  EXPECT_EQ(plain[0].resources["ranks"], 2);
+  EXPECT_EQ(cpu[0].resources["ranks"], 1);
+  EXPECT_EQ(cpu[0].resources["gpus_per_rank"], 0);
+  EXPECT_EQ(plain[0].key, cpu[0].key);
+
+  auto spec = ParseSweep(text, "t.toml");
+  ASSERT_TRUE(spec.ok());
+  for (const nlohmann::json& bad : {nlohmann::json{{"ranks", 0}}, nlohmann::json{{"cores", 2}},
+                                    nlohmann::json{{"gpus_per_rank", "one"}}}) {
+    ExpandOptions b = DataVars();
+    b.resources = bad;
+    auto r = Expand(*spec, b);
+    ASSERT_FALSE(r.ok()) << bad.dump();
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  }
+}
+
+}  // namespace
+}  // namespace sd2::sweeps

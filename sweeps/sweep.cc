@@ -186,7 +186,7 @@ json DefaultHparams(const std::string& method) {
 
 namespace {
 
-enum class Kind { kFloat, kInt, kString };
+enum class Kind { kFloat, kInt, kString, kBool };
 
 struct HparamDef {
   const char* name;
@@ -214,8 +214,53 @@ const std::vector<HparamDef>& HparamDefs() {
       {"lora_r", Kind::kInt, 1, false, 4096, false, {}},
       {"lora_alpha", Kind::kFloat, 0, true, kInf, false, {}},
       {"lora_dropout", Kind::kFloat, 0, false, 1, true, {}},
+      // Training loop (worker/train/trainer.h).
+      {"threads", Kind::kInt, 1, false, 1024, false, {}},
+      {"loader_threads", Kind::kInt, 0, false, 1024, false, {}},
+      {"checkpoint_every", Kind::kInt, 0, false, 1e12, false, {}},
+      {"eval_batch_size", Kind::kInt, 1, false, 1 << 20, false, {}},
+      {"log_every", Kind::kInt, 1, false, 1e12, false, {}},
+      {"warmup", Kind::kInt, 0, false, 1e12, false, {}},
+      {"accumulation", Kind::kInt, 1, false, 4096, false, {}},
+      {"schedule", Kind::kString, 0, false, 0, false, {"constant", "cosine"}},
+      // Weights to start from: a Hugging Face CLIP folder or a safetensors file (any path).
+      {"pretrained", Kind::kString, 0, false, 0, false, {}},
+      // SD² (docs/method.md).
+      {"label_sampling", Kind::kString, 0, false, 0, false, {"all", "simple"}},
+      // Baselines (docs/baselines.md).
+      {"width", Kind::kFloat, 0, true, 64, false, {}},
+      {"middle_blocks", Kind::kInt, 1, false, 64, false, {}},
+      {"recce_recons", Kind::kBool, 0, false, 0, false, {}},
+      {"recce_metric", Kind::kBool, 0, false, 0, false, {}},
+      {"svd_rank", Kind::kInt, 1, false, 1 << 16, false, {}},
+      {"svd_orthogonal_weight", Kind::kFloat, 0, false, kInf, false, {}},
+      {"svd_keep_sv_weight", Kind::kFloat, 0, false, kInf, false, {}},
+      // The smoke method (worker/runtime/smoke_method.h).
+      {"duration_s", Kind::kFloat, 0, false, 86400, false, {}},
+      {"fail_attempts", Kind::kInt, 0, false, 1000, false, {}},
   };
   return kDefs;
+}
+
+// Optional hyper-parameters (no default in DefaultHparams, so absent from trial configs unless
+// a sweep sets them) and the methods that take them.
+bool MethodAccepts(const std::string& method, const std::string& key) {
+  static const std::vector<std::string> kLoop = {
+      "threads", "loader_threads", "checkpoint_every", "eval_batch_size", "log_every",
+      "warmup",  "accumulation",   "schedule",         "pretrained"};
+  if (method == "smoke") {
+    return key == "duration_s" || key == "fail_attempts" || key == "checkpoint_every";
+  }
+  if (std::find(kLoop.begin(), kLoop.end(), key) != kLoop.end()) return true;
+  if (key == "label_sampling") return method == "sd2";
+  if (key == "width" || key == "middle_blocks") {
+    return method == "xception" || method == "recce" || method == "spsl";
+  }
+  if (key == "recce_recons" || key == "recce_metric") return method == "recce";
+  if (key == "svd_rank" || key == "svd_orthogonal_weight" || key == "svd_keep_sv_weight") {
+    return method == "clip_svd";
+  }
+  return false;
 }
 
 const HparamDef* FindHparam(const std::string& name) {
@@ -491,11 +536,25 @@ class Parser {
           return std::nullopt;
         }
         std::string v = *n.value<std::string>();
+        if (d.choices.empty()) {  // free text, e.g. a path
+          if (v.empty()) {
+            Err(pos, "'" + path + "' must not be empty");
+            return std::nullopt;
+          }
+          return json(v);
+        }
         if (std::find(d.choices.begin(), d.choices.end(), v) == d.choices.end()) {
           Err(pos, "'" + path + "': unknown value \"" + v + "\" " + Suggest(v, d.choices));
           return std::nullopt;
         }
         return json(v);
+      }
+      case Kind::kBool: {
+        if (!n.is_boolean()) {
+          WrongType(pos, path, "a boolean", n);
+          return std::nullopt;
+        }
+        return json(*n.value<bool>());
       }
       case Kind::kInt: {
         auto v = IntOf(n, pos, path, static_cast<int64_t>(d.lo), static_cast<int64_t>(d.hi));
@@ -971,7 +1030,7 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
           if (!val) continue;
           bool applied = false;
           for (auto& [m, h] : spec.hparams) {
-            if (h.contains(key)) {
+            if (h.contains(key) || MethodAccepts(m, key)) {
               h[key] = *val;
               applied = true;
             }
@@ -996,7 +1055,7 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
             std::string key2(k2.str());
             SourcePos k2pos = PosOf(k2.source());
             std::string path = "hparams." + key + "." + key2;
-            if (!h.contains(key2)) {
+            if (!h.contains(key2) && !(FindHparam(key2) && MethodAccepts(key, key2))) {
               p.Err(k2pos, "unknown key '" + key2 + "' in 'hparams." + key + "' " +
                                Suggest(key2, method_keys));
               continue;

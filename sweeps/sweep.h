@@ -41,6 +41,10 @@ struct ExpandOptions {
   // {"model": "tiny", "hparams": {"steps": 40}}. Objects merge key by key; anything else
   // replaces; null removes the key.
   nlohmann::json overrides = nlohmann::json::object();
+  // Replaces the sweep's [resources] in every trial (not part of the key), e.g.
+  // {"ranks": 1, "gpus_per_rank": 0} to run a GPU sweep on one CPU (the demo). Keys: ranks,
+  // gpus_per_rank; each a non-negative integer (ranks >= 1).
+  nlohmann::json resources = nlohmann::json::object();
 };
 
 struct Trial {

@@ -247,3 +247,37 @@ TEST(ParseSweepRobustnessTest, TruncatedAndDamagedFilesNeverCrash) {
 
 }  // namespace
 }  // namespace sd2::sweeps
+
+namespace sd2::sweeps {
+namespace {
+
+TEST(ParseSweepTest, TrainingLoopAndBaselineHparamsAreTyped) {
+  std::string good = std::string(kMinimal) +
+                     "[hparams]\nthreads = 1\ncheckpoint_every = 20\npretrained = \"/w/clip\"\n"
+                     "label_sampling = \"simple\"\n[hparams.sd2]\nwarmup = 5\n";
+  auto spec = ParseSweep(good, "good.toml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto trials = Expand(*spec);
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  const json& h = (*trials)[0].config["hparams"];
+  EXPECT_EQ(h["threads"], 1);
+  EXPECT_EQ(h["pretrained"], "/w/clip");
+  EXPECT_EQ(h["label_sampling"], "simple");
+  EXPECT_EQ(h["warmup"], 5);
+
+  auto bad_bool =
+      ParseSweep(std::string(kMinimal) + "[hparams]\nrecce_recons = \"yes\"\n", "b.toml");
+  ASSERT_FALSE(bad_bool.ok());
+  EXPECT_NE(bad_bool.status().message().find("b.toml:"), std::string::npos);
+  EXPECT_NE(bad_bool.status().message().find("a boolean"), std::string::npos);
+  auto bad_choice =
+      ParseSweep(std::string(kMinimal) + "[hparams]\nlabel_sampling = \"some\"\n", "c.toml");
+  ASSERT_FALSE(bad_choice.ok());
+  EXPECT_NE(bad_choice.status().message().find("unknown value \"some\""), std::string::npos);
+  auto empty_path = ParseSweep(std::string(kMinimal) + "[hparams]\npretrained = \"\"\n", "d.toml");
+  ASSERT_FALSE(empty_path.ok());
+  EXPECT_NE(empty_path.status().message().find("must not be empty"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sd2::sweeps

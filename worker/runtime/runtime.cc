@@ -19,6 +19,9 @@
 #ifdef SD2_HAVE_TORCH_METHODS
 #include "worker/train/methods.h"
 #endif
+#ifdef SD2_HAVE_BASELINES
+#include "worker/baselines/register.h"
+#endif
 
 namespace sd2::worker {
 
@@ -278,6 +281,9 @@ void RegisterAllMethods() {
   RegisterSmokeMethod();
 #ifdef SD2_HAVE_TORCH_METHODS
   RegisterTorchMethods();
+#endif
+#ifdef SD2_HAVE_BASELINES
+  RegisterBaselineMethods();
 #endif
 }
 
