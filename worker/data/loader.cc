@@ -253,12 +253,14 @@ StatusOr<std::unique_ptr<Loader>> Loader::Open(const LoaderOptions& o) {
         " subsets=" + Join(o.filter.subsets) + " splits=" + Join(o.filter.splits) +
         " types=" + Join(o.filter.types) + ")");
   }
-  if (o.scale > static_cast<int64_t>(kept.size())) {
-    return InvalidArgumentError("scale " + std::to_string(o.scale) + " exceeds the " +
+  // The scale is a training-subset size: eval sets are always read whole.
+  const int64_t scale = o.train ? o.scale : 0;
+  if (scale > static_cast<int64_t>(kept.size())) {
+    return InvalidArgumentError("scale " + std::to_string(scale) + " exceeds the " +
                                 std::to_string(kept.size()) + " records of " + o.manifest +
                                 " that match the filter");
   }
-  std::vector<size_t> selected = NestedSubset(kept, o.scale, o.seed);
+  std::vector<size_t> selected = NestedSubset(kept, scale, o.seed);
   std::string root = o.root;
   if (root.empty()) {
     size_t slash = o.manifest.find_last_of('/');

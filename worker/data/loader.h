@@ -48,7 +48,7 @@ struct LoaderOptions {
   std::string manifest;  // JSONL manifest (docs/data.md)
   std::string root;      // image paths are relative to it ("" = manifest's folder)
   Filter filter;
-  int64_t scale = 0;  // nested training subset size; 0 = all matching records
+  int64_t scale = 0;  // nested training subset size; 0 = all; ignored by eval loaders
   uint64_t seed = 0;  // subset draw, shuffling and augmentation
   int rank = 0;
   int world = 1;        // per-rank sharding without overlap
