@@ -47,19 +47,24 @@ std::vector<std::string> StrList(const nlohmann::json& j, const char* key) {
 
 }  // namespace
 
-torch::Tensor TokenizeBatch(const models::Tokenizer& tok, const std::vector<std::string>& texts,
-                            int context, const torch::Device& device) {
-  std::vector<std::vector<int>> rows;
+torch::Tensor PadTokenRows(const std::vector<const std::vector<int>*>& rows,
+                           const torch::Device& device) {
   size_t t = 1;
-  for (const auto& s : texts) {
-    rows.push_back(tok.EncodeWithContext(s, context));
-    t = std::max(t, rows.back().size());
-  }
+  for (const auto* r : rows) t = std::max(t, r->size());
   torch::Tensor ids = torch::zeros({int64_t(rows.size()), int64_t(t)}, torch::kInt64);
   auto a = ids.accessor<int64_t, 2>();
   for (size_t i = 0; i < rows.size(); ++i)
-    for (size_t k = 0; k < rows[i].size(); ++k) a[int64_t(i)][int64_t(k)] = rows[i][k];
+    for (size_t k = 0; k < rows[i]->size(); ++k) a[int64_t(i)][int64_t(k)] = (*rows[i])[k];
   return ids.to(device);
+}
+
+torch::Tensor TokenizeBatch(const models::Tokenizer& tok, const std::vector<std::string>& texts,
+                            int context, const torch::Device& device) {
+  std::vector<std::vector<int>> rows;
+  for (const auto& s : texts) rows.push_back(tok.EncodeWithContext(s, context));
+  std::vector<const std::vector<int>*> ptrs;
+  for (const auto& r : rows) ptrs.push_back(&r);
+  return PadTokenRows(ptrs, device);
 }
 
 Sd2Trainable::Sd2Trainable(models::Sd2Model model, models::Tokenizer tokenizer, TypeLabels labels,
@@ -69,7 +74,19 @@ Sd2Trainable::Sd2Trainable(models::Sd2Model model, models::Tokenizer tokenizer, 
       labels_(std::move(labels)),
       loss_(std::move(loss)),
       comm_(comm),
-      seed_(seed) {}
+      seed_(seed) {
+  for (size_t c = 0; c < 5; ++c)
+    for (const auto& l : labels_[c])
+      label_ids_[c].push_back(tok_.EncodeWithContext(l, kLabelTokens));
+}
+
+const std::vector<int>& Sd2Trainable::DescriptionIds(const std::string& text) {
+  auto it = description_ids_.find(text);
+  if (it != description_ids_.end()) return it->second;
+  if (description_ids_.size() >= 200000) description_ids_.clear();  // bounded at large scales
+  return description_ids_.emplace(text, tok_.EncodeWithContext(text, kDescriptionTokens))
+      .first->second;
+}
 
 std::vector<std::pair<std::string, torch::Tensor>> Sd2Trainable::TrainableParameters() {
   std::vector<std::pair<std::string, torch::Tensor>> out;
@@ -89,20 +106,19 @@ StatusOr<StepOutput> Sd2Trainable::Loss(const TorchBatch& batch, int64_t step) {
   const torch::Device dev = batch.pixels.device();
   const int64_t b = batch.pixels.size(0);
   std::array<int, 5> pick = SampleLabels(step);
-  std::vector<std::string> label_texts;
-  for (size_t c = 0; c < 5; ++c) label_texts.push_back(labels_[c][size_t(pick[c])]);
+  std::vector<const std::vector<int>*> label_rows;
+  for (size_t c = 0; c < 5; ++c) label_rows.push_back(&label_ids_[c][size_t(pick[c])]);
   torch::Tensor f = model_->EncodeImage(batch.pixels);
-  torch::Tensor u =
-      model_->EncodeText(TokenizeBatch(tok_, label_texts, kLabelTokens, dev), tok_.eot_id());
+  torch::Tensor u = model_->EncodeText(PadTokenRows(label_rows, dev), tok_.eot_id());
   torch::Tensor vf_all, ve_all;
   if (loss_.ld_face || loss_.ld_env) {
     if (!batch.meta || int64_t(batch.meta->face.size()) != b ||
         int64_t(batch.meta->env.size()) != b)
       return InvalidArgumentError("sd2: the batch lacks facial/environmental descriptions");
-    std::vector<std::string> texts = batch.meta->face;
-    texts.insert(texts.end(), batch.meta->env.begin(), batch.meta->env.end());
-    torch::Tensor v =
-        model_->EncodeText(TokenizeBatch(tok_, texts, kDescriptionTokens, dev), tok_.eot_id());
+    std::vector<const std::vector<int>*> rows;
+    for (const auto& t : batch.meta->face) rows.push_back(&DescriptionIds(t));
+    for (const auto& t : batch.meta->env) rows.push_back(&DescriptionIds(t));
+    torch::Tensor v = model_->EncodeText(PadTokenRows(rows, dev), tok_.eot_id());
     torch::Tensor local = torch::cat({v.narrow(0, 0, b), v.narrow(0, b, b)}, 1);  // [B, 2D]
     SD2_ASSIGN_OR_RETURN(torch::Tensor all, GatherWithGrad(local, comm_));
     const int64_t d = v.size(1);
@@ -124,10 +140,9 @@ StatusOr<StepOutput> Sd2Trainable::Loss(const TorchBatch& batch, int64_t step) {
 }
 
 StatusOr<torch::Tensor> Sd2Trainable::Score(const TorchBatch& batch) {
-  std::vector<std::string> simple;
-  for (size_t c = 0; c < 5; ++c) simple.push_back(labels_[c][0]);
-  torch::Tensor u = model_->EncodeText(
-      TokenizeBatch(tok_, simple, kLabelTokens, batch.pixels.device()), tok_.eot_id());
+  std::vector<const std::vector<int>*> simple;
+  for (size_t c = 0; c < 5; ++c) simple.push_back(&label_ids_[c][0]);
+  torch::Tensor u = model_->EncodeText(PadTokenRows(simple, batch.pixels.device()), tok_.eot_id());
   torch::Tensor f = model_->EncodeImage(batch.pixels).to(torch::kFloat32);
   auto norm = [](const torch::Tensor& x) { return x / x.norm(2, -1, true).clamp_min(1e-12); };
   torch::Tensor logits =
@@ -153,6 +168,8 @@ Status Sd2Method::Run(TrialContext& ctx) {
     if (threads <= 0) threads = std::max(1, int(std::thread::hardware_concurrency()) / world);
     torch::set_num_threads(threads);
 
+    const data::ManifestReadOptions ro;
+
     // Model config and tokenizer.
     const std::string pretrained = Hp<std::string>(hp, "pretrained", "");
     models::ClipConfig ccfg;
@@ -171,7 +188,7 @@ Status Sd2Method::Run(TrialContext& ctx) {
         if (rank == 0 && !PathExists(vocab_dir + "/merges.txt")) {
           const auto data = cfg.value("data", nlohmann::json::object());
           SD2_ASSIGN_OR_RETURN(auto recs,
-                               data::ReadManifest(data.value("manifest", std::string())));
+                               data::ReadManifest(data.value("manifest", std::string()), ro));
           data::Filter f = FilterFrom(data.value("train", nlohmann::json::object()));
           std::vector<std::string> texts;
           SD2_ASSIGN_OR_RETURN(TypeLabels labels, PaperTypeLabels());
@@ -207,8 +224,19 @@ Status Sd2Method::Run(TrialContext& ctx) {
     if (siglip_t != "shared" && siglip_t != "separate")
       return InvalidArgumentError("siglip_temperature must be 'shared' or 'separate', got '" +
                                   siglip_t + "'");
+    // A random-init backbone has nothing for LoRA to adapt: train the towers fully then.
+    const std::string backbone =
+        Hp<std::string>(hp, "backbone", pretrained.empty() ? "full" : "lora");
+    if (backbone != "lora" && backbone != "full")
+      return InvalidArgumentError("backbone must be 'lora' or 'full', got '" + backbone + "'");
+    const std::string label_sampling = Hp<std::string>(hp, "label_sampling", "all");
+    if (label_sampling != "all" && label_sampling != "simple")
+      return InvalidArgumentError("label_sampling must be 'all' or 'simple', got '" +
+                                  label_sampling + "'");
     if (ctx.report_variant)
-      ctx.report_variant({{"lc_reduction", lo.lc_reduction},
+      ctx.report_variant({{"backbone", backbone},
+                          {"label_sampling", label_sampling},
+                          {"lc_reduction", lo.lc_reduction},
                           {"ls_reduction", lo.ls_reduction},
                           {"siglip_temperature", siglip_t},
                           {"clam", abl.value("clam", true)},
@@ -235,8 +263,12 @@ Status Sd2Method::Run(TrialContext& ctx) {
       if (model->siglip_scale.defined()) model->siglip_scale.copy_(model->clip->logit_scale);
     }
     model->FreezeBackbone();
+    if (backbone == "full")
+      for (auto& p : model->parameters(true)) p.set_requires_grad(true);
     model->to(torch::Device(ctx.device));
     SD2_ASSIGN_OR_RETURN(TypeLabels labels, PaperTypeLabels());
+    if (label_sampling == "simple")
+      for (auto& l : labels) l.resize(1);
     Sd2Trainable trainable(model, *tok, labels, lo, comm, seed);
 
     TrainerOptions to;
@@ -262,10 +294,22 @@ Status Sd2Method::Run(TrialContext& ctx) {
     base.manifest = data.value("manifest", std::string());
     base.root = data.value("root", std::string());
     base.scale = cfg.value("scale", int64_t(0));
+    if (base.scale > 0) {
+      // A scale above the matching records (small demo sets) trains on all of them; the
+      // number actually used is recorded with the attempt.
+      SD2_ASSIGN_OR_RETURN(auto recs, data::ReadManifest(base.manifest, ro));
+      data::Filter f = FilterFrom(data.value("train", nlohmann::json::object()));
+      int64_t n = 0;
+      for (const auto& r : recs) n += data::Matches(f, r) ? 1 : 0;
+      if (n > 0 && base.scale > n) {
+        if (ctx.report_variant) ctx.report_variant({{"scale_clamped_to", n}});
+        base.scale = n;
+      }
+    }
     base.seed = seed;
     base.image_size = ccfg.image_size;
     base.norm = data::Normalization::kClip;
-    base.threads = Hp<int>(hp, "loader_threads", 2);
+    base.threads = Hp<int>(hp, "loader_threads", std::min(threads, 2));
 
     Trainer trainer(to, &trainable, &ctx);
     SD2_RETURN_IF_ERROR(trainer.Train([&](int64_t epoch, int64_t batch) {
@@ -285,8 +329,9 @@ Status Sd2Method::Run(TrialContext& ctx) {
       for (const auto& e : cfg["eval"]) {
         data::LoaderOptions o = base;
         o.filter = FilterFrom(e);
+        o.scale = 0;  // every record of the eval set
         o.train = false;
-        o.batch_size = Hp<int>(hp, "eval_batch_size", 64);
+        o.batch_size = Hp<int>(hp, "eval_batch_size", 128);
         SD2_ASSIGN_OR_RETURN(auto loader, data::Loader::Open(o));
         SD2_RETURN_IF_ERROR(trainer.Evaluate(e.value("name", std::string("eval")), loader.get()));
       }

@@ -308,6 +308,7 @@ Status Trainer::Evaluate(const std::string& eval_set, data::Loader* loader) {
   model_->module().eval();
   torch::NoGradGuard g;
   data::Batch batch;
+  std::vector<ScoreRow> rows;
   while (true) {
     SD2_ASSIGN_OR_RETURN(bool more, loader->Next(&batch));
     if (!more) break;
@@ -317,20 +318,28 @@ Status Trainer::Evaluate(const std::string& eval_set, data::Loader* loader) {
       SD2_ASSIGN_OR_RETURN(scores, model_->Score(tb));
       scores = scores.to(torch::kCPU, torch::kFloat64).contiguous();
     } catch (const c10::Error& e) {
+      model_->module().train();
       return InternalError(std::string("evaluation failed: ") + e.what_without_backtrace());
     }
-    std::vector<ScoreRow> rows;
+    if (scores.numel() != batch.size) {
+      model_->module().train();
+      return InternalError("evaluation: " + std::to_string(scores.numel()) + " scores for " +
+                           std::to_string(batch.size) + " samples");
+    }
+    const double* s = scores.data_ptr<double>();
     for (int64_t i = 0; i < batch.size; ++i) {
       ScoreRow r;
       r.sample_id = batch.sample_id[size_t(i)];
       r.video_id = i < int64_t(batch.video_id.size()) ? batch.video_id[size_t(i)] : "";
       r.label = batch.label[size_t(i)];
       r.type = i < int64_t(batch.type.size()) ? batch.type[size_t(i)] : "";
-      r.score = scores[i].item<double>();
+      r.score = s[i];
       rows.push_back(std::move(r));
     }
-    if (ctx_->report_scores) ctx_->report_scores(eval_set, rows);
   }
+  // One report per set: a receiver may (and `sd2-worker run` does) replace a set's scores
+  // with each report.
+  if (ctx_->report_scores) ctx_->report_scores(eval_set, rows);
   model_->module().train();
   return OkStatus();
 }

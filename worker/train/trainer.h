@@ -89,7 +89,8 @@ class Trainer {
   // Trains to the end (resuming first). CancelledError when ctx.should_stop() (AbortedError
   // when ctx.preempted(), after writing a checkpoint).
   Status Train(const LoaderFactory& make_loader);
-  // Scores every batch of `loader` and reports them (ctx.report_scores) batch by batch.
+  // Scores every batch of `loader` and reports all rows of the set in one ctx.report_scores
+  // call (receivers may replace a set's scores with each report).
   Status Evaluate(const std::string& eval_set, data::Loader* loader);
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
