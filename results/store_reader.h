@@ -35,7 +35,7 @@ struct TrialResult {
 };
 
 // Highest store schema version this reader understands.
-inline constexpr int kStoreSchemaVersion = 1;
+inline constexpr int kStoreSchemaVersion = 2;
 
 // Every trial with a succeeded attempt, ordered by trial id. NotFound when `db_path` does not
 // exist, FailedPrecondition for a newer schema, DataLoss for unreadable rows (e.g. a config

@@ -494,6 +494,9 @@ Status BaselineMethod::Run(TrialContext& ctx) {
     base.manifest = data.value("manifest", std::string());
     base.root = data.value("root", std::string());
     base.scale = cfg.value("scale", int64_t(0));
+    // Scales above the matching records (the probe's small GenImage split, demo sets) train on
+    // all of them, as sd2 does; the loader's num_samples() tells how many.
+    base.clamp_scale = true;
     base.seed = seed;
     base.image_size = det->image_size;
     base.norm = det->norm;

@@ -254,7 +254,8 @@ StatusOr<std::unique_ptr<Loader>> Loader::Open(const LoaderOptions& o) {
         " types=" + Join(o.filter.types) + ")");
   }
   // The scale is a training-subset size: eval sets are always read whole.
-  const int64_t scale = o.train ? o.scale : 0;
+  int64_t scale = o.train ? o.scale : 0;
+  if (o.clamp_scale) scale = std::min<int64_t>(scale, static_cast<int64_t>(kept.size()));
   if (scale > static_cast<int64_t>(kept.size())) {
     return InvalidArgumentError("scale " + std::to_string(scale) + " exceeds the " +
                                 std::to_string(kept.size()) + " records of " + o.manifest +

@@ -62,8 +62,11 @@ struct LoaderOptions {
   double max_bad_fraction = 0.01;  // past this fraction of unreadable files Next() fails
   int64_t start_epoch = 0;         // resume position: the same batches as an uninterrupted run
   int64_t start_batch = 0;
-  bool drop_last = true;            // train only; eval always keeps the tail
-  int64_t epochs = 1;               // train: Next() returns false after this many epochs
+  bool drop_last = true;  // train only; eval always keeps the tail
+  int64_t epochs = 1;     // train: Next() returns false after this many epochs
+  // With clamp_scale, a scale above the matching records trains on all of them (small sets,
+  // e.g. GenImage's probe split); without it that is an InvalidArgument error.
+  bool clamp_scale = false;
   bool allow_outside_root = false;  // accept absolute paths / ".." above the root
 };
 

@@ -205,6 +205,17 @@ TEST(LoaderTest, ScaleSelectsNestedSubset) {
   EXPECT_LE((*l)->num_samples(), 22);  // videos of two frames stay together
   o.scale = 41;
   EXPECT_EQ(Loader::Open(o).status().code(), StatusCode::kInvalidArgument);
+  // clamp_scale: all 40 records instead of an error.
+  o.clamp_scale = true;
+  StatusOr<std::unique_ptr<Loader>> clamped = Loader::Open(o);
+  ASSERT_TRUE(clamped.ok()) << clamped.status();
+  EXPECT_EQ((*clamped)->num_samples(), 40);
+  // Eval loaders ignore the scale: every matching record is read.
+  o.clamp_scale = false;
+  o.train = false;
+  StatusOr<std::unique_ptr<Loader>> eval = Loader::Open(o);
+  ASSERT_TRUE(eval.ok()) << eval.status();
+  EXPECT_EQ((*eval)->num_samples(), 40);
 }
 
 TEST(LoaderTest, BadFilesAreSkippedCountedAndFailPastThreshold) {
