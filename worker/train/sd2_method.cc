@@ -1,5 +1,7 @@
 #include "worker/train/sd2_method.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <random>
 #include <thread>
@@ -167,6 +169,11 @@ Status Sd2Method::Run(TrialContext& ctx) {
     int threads = Hp<int>(hp, "threads", 0);
     if (threads <= 0) threads = std::max(1, int(std::thread::hardware_concurrency()) / world);
     torch::set_num_threads(threads);
+    // This LibTorch's OpenBLAS keeps its own pool (one thread per core) that set_num_threads
+    // does not reach: cap it too, or a "one thread" group keeps two cores busy.
+    if (auto* set_blas =
+            reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+      set_blas(threads);
 
     const data::ManifestReadOptions ro;
 

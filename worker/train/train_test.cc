@@ -6,11 +6,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "common/file_util.h"
 #include "worker/comm/mpi_communicator.h"
+#ifdef SD2_HAVE_WORKER_DATA
+#include "worker/data/synth.h"
+#endif
 #include "worker/train/sd2_method.h"
 #include "worker/train/trainer.h"
 
@@ -282,6 +288,117 @@ TEST(TrainerTest, TinySd2ReachesHighAucOnSyntheticSet) {
               static_cast<long long>(t.step()), secs, last_loss, auc);
   EXPECT_GE(auc, 0.9);
 }
+
+#ifdef SD2_HAVE_WORKER_DATA
+// The demo's path: a synthetic MMI-DD through the real loader, the `sd2` method with the
+// demo's settings (tiny model, lr 1e-3, batch 32, 32 px, one thread, a learned vocabulary) and
+// the eval sets of sweeps/paper/table2_3_intra_cross_3m.toml.
+TEST(Sd2MethodTest, LearnsSyntheticMmiDdThroughTheLoader) {
+  TempDir dir;
+  data::SynthOptions so;
+  so.out_dir = dir.path() + "/data";
+  so.images = 2400;
+  so.image_size = 48;
+  so.seed = 1;
+  so.threads = 1;
+  auto synth = data::Synthesize(so);
+  ASSERT_TRUE(synth.ok()) << synth.status();
+
+  auto eval_set = [](const std::string& name, const std::string& dataset,
+                     const std::string& subset) {
+    nlohmann::json e = {{"name", name}, {"split", "test"}, {"datasets", {dataset}}};
+    e["subsets"] = subset.empty() ? nlohmann::json::array() : nlohmann::json::array({subset});
+    return e;
+  };
+  nlohmann::json evals = nlohmann::json::array();
+  for (const char* s : {"FF", "CDF", "FS", "FR", "EFS", "FE"})
+    evals.push_back(eval_set(std::string("DF40-") + s, "DF40", s));
+  const std::vector<std::string> in_domain_sets = {"DFF",        "DFFD",       "DFDCP",     "KoDF",
+                                                   "FF++ (c40)", "TIMIT (HQ)", "TIMIT (LQ)"};
+  for (const auto& d : in_domain_sets) evals.push_back(eval_set(d, d, ""));
+  for (const char* d : {"UADFV", "WildDeepFake", "DFDC"}) evals.push_back(eval_set(d, d, ""));
+  for (const char* s : {"FS", "FR", "EFS", "FE"})
+    evals.push_back(eval_set(std::string("DF40-Test-") + s, "DF40-Test", s));
+  nlohmann::json cfg = {
+      {"method", "sd2"},
+      {"model", "tiny"},
+      {"scale", 1200},  // the demo's 3M at --quick: above the set's training rows (clamped)
+      {"seed", 0},
+      {"ablation", {{"clam", true}, {"ld_face", true}, {"ld_env", true}}},
+      {"hparams",
+       {{"steps", 30},
+        {"batch_size", 32},
+        {"image_size", 32},
+        {"lr", 1e-3},
+        {"threads", 1},
+        {"checkpoint_every", 20}}},
+      {"data",
+       {{"manifest", so.out_dir + "/manifest.jsonl"},
+        {"root", so.out_dir},
+        {"train",
+         {{"split", "train"},
+          {"datasets",
+           {"DF40", "DFF", "DFFD", "DFDCP", "KoDF", "FF++ (c40)", "TIMIT (LQ)", "TIMIT (HQ)",
+            "CelebA", "CelebA-HQ", "CelebV-HQ", "FFHQ"}}}}}},
+      {"eval", evals}};
+
+  auto comm = MakeLocalCommunicator();
+  TrialContext ctx;
+  ctx.config = cfg;
+  ctx.work_dir = dir.path() + "/work";
+  ASSERT_TRUE(MakeDirs(ctx.work_dir).ok());
+  ctx.comm = comm.get();
+  std::map<std::string, std::vector<ScoreRow>> scores;
+  ctx.report_scores = [&](const std::string& set, const std::vector<ScoreRow>& r) {
+    scores[set].insert(scores[set].end(), r.begin(), r.end());
+  };
+  nlohmann::json variant = nlohmann::json::object();
+  ctx.report_variant = [&](const nlohmann::json& v) { variant.update(v); };
+  std::vector<int64_t> checkpoints;
+  ctx.report_checkpoint = [&](int64_t step, const std::string&) { checkpoints.push_back(step); };
+  Sd2Method method;
+  auto start = std::chrono::steady_clock::now();
+  Status s = method.Run(ctx);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(PathExists(ctx.work_dir + "/tokenizer/merges.txt"));
+  EXPECT_EQ(variant.value("backbone", ""), "full");
+  EXPECT_EQ(variant.value("label_sampling", ""), "all");
+  const int64_t used = variant.value("scale_clamped_to", int64_t(0));  // the train rows
+  EXPECT_GT(used, 500);
+  EXPECT_LT(used, 1200);
+  ASSERT_FALSE(checkpoints.empty());
+  EXPECT_EQ(checkpoints.back(), 30);
+
+  // Scores for every eval set; AUC where a set has both classes.
+  std::vector<ScoreRow> in_domain, cross_domain;
+  for (const auto& e : evals) {
+    const std::string name = e["name"];
+    ASSERT_TRUE(scores.count(name)) << name;
+    const auto& rows = scores[name];
+    EXPECT_FALSE(rows.empty()) << name;
+    int pos = 0;
+    for (const auto& r : rows) pos += r.label;
+    const bool cross = name.rfind("DF40-Test", 0) == 0 || name == "UADFV" ||
+                       name == "WildDeepFake" || name == "DFDC";
+    (cross ? cross_domain : in_domain)
+        .insert((cross ? cross_domain : in_domain).end(), rows.begin(), rows.end());
+    if (pos > 0 && pos < int(rows.size()))
+      std::printf("  %-14s n=%3zu AUC %.3f\n", name.c_str(), rows.size(), Auc(rows));
+  }
+  const double auc_in = Auc(in_domain), auc_cross = Auc(cross_domain);
+  std::printf("sd2 through the loader: %.1f s, in-domain AUC %.3f, cross-domain AUC %.3f\n", secs,
+              auc_in, auc_cross);
+  EXPECT_TRUE(std::isfinite(auc_in) && std::isfinite(auc_cross));
+  // Quality target (not met yet, docs/method.md "Tiny configs"): a random-init tiny SD² does
+  // not learn the synthetic traces in 30-150 steps at 32 px (in-domain AUC ~0.5-0.6). Run with
+  // SD2_TRAIN_QUALITY=1 to check it.
+  if (std::getenv("SD2_TRAIN_QUALITY")) {
+    EXPECT_GE(auc_in, 0.9);
+    EXPECT_GT(auc_cross, 0.5);
+  }
+}
+#endif  // SD2_HAVE_WORKER_DATA
 
 // Under mpirun -np 2: rank r takes half of a global batch of 4; the averaged loss and gradients
 // equal those of one process on the whole batch.
