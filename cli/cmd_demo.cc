@@ -58,8 +58,10 @@ struct Profile {
 };
 
 Profile MakeProfile(bool quick) {
-  if (quick) return {"quick", 3200, 48, 30, 30, 32, 32};
-  return {"full", 10000, 64, 100, 160, 32, 32};
+  // 48 px training: at 32 px (and with the paper's rotate/blur/resize/JPEG augmentations) the
+  // synthetic set's high-frequency traces are averaged away and tiny models stay at chance.
+  if (quick) return {"quick", 3200, 48, 30, 30, 32, 48};
+  return {"full", 10000, 64, 100, 160, 32, 48};
 }
 
 std::map<int64_t, int64_t> ScaleMap(const Profile& p) {
@@ -73,6 +75,7 @@ json Overrides(const Profile& p) {
                 {"batch_size", p.batch_size},
                 {"image_size", p.train_image_size},
                 {"lr", 1e-3},
+                {"augment", "flip"},  // flips only: the others erase the traces (docs/data.md)
                 {"threads", 1},
                 {"checkpoint_every", 20}}}};
 }

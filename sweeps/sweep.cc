@@ -223,6 +223,8 @@ const std::vector<HparamDef>& HparamDefs() {
       {"warmup", Kind::kInt, 0, false, 1e12, false, {}},
       {"accumulation", Kind::kInt, 1, false, 4096, false, {}},
       {"schedule", Kind::kString, 0, false, 0, false, {"constant", "cosine"}},
+      // Training augmentations (worker/data/augment.h AugmentPreset).
+      {"augment", Kind::kString, 0, false, 0, false, {"default", "flip", "none"}},
       // Weights to start from: a Hugging Face CLIP folder or a safetensors file (any path).
       {"pretrained", Kind::kString, 0, false, 0, false, {}},
       // SD² (docs/method.md).
@@ -247,7 +249,7 @@ const std::vector<HparamDef>& HparamDefs() {
 bool MethodAccepts(const std::string& method, const std::string& key) {
   static const std::vector<std::string> kLoop = {
       "threads", "loader_threads", "checkpoint_every", "eval_batch_size", "log_every",
-      "warmup",  "accumulation",   "schedule",         "pretrained"};
+      "warmup",  "accumulation",   "schedule",         "pretrained",      "augment"};
   if (method == "smoke") {
     return key == "duration_s" || key == "fail_attempts" || key == "checkpoint_every";
   }

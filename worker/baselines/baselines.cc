@@ -11,6 +11,7 @@
 #include "worker/baselines/spsl.h"
 #include "worker/baselines/svd_residual.h"
 #include "worker/baselines/xception.h"
+#include "worker/data/augment.h"
 #include "worker/models/clip.h"
 #include "worker/models/safetensors.h"
 #include "worker/models/sd2_model.h"
@@ -501,6 +502,8 @@ Status BaselineMethod::Run(TrialContext& ctx) {
     base.image_size = det->image_size;
     base.norm = det->norm;
     base.threads = Hp<int>(hp, "loader_threads", 2);
+    SD2_ASSIGN_OR_RETURN(base.augment,
+                         data::AugmentPreset(Hp<std::string>(hp, "augment", "default")));
     const json train_filter =
         name_ == "probe" && cfg.contains("probe") && cfg["probe"].contains("train")
             ? cfg["probe"]["train"]

@@ -342,6 +342,17 @@ Status Augment(const AugmentOptions& o, Rng* rng, Image* img) {
   return OkStatus();
 }
 
+StatusOr<AugmentOptions> AugmentPreset(const std::string& name) {
+  AugmentOptions o;
+  if (name == "default") return o;
+  if (name != "flip" && name != "none") {
+    return InvalidArgumentError("augment \"" + name + "\" is not one of default, flip, none");
+  }
+  if (name == "none") o.p_hflip = 0;
+  o.p_rotate = o.p_blur = o.p_resize = o.p_color = o.p_jpeg = 0;
+  return o;
+}
+
 void Normalize(const Image& img, Normalization norm, float* out) {
   static constexpr float kClipMean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
   static constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};

@@ -9,6 +9,8 @@
 #ifndef SD2_WORKER_DATA_AUGMENT_H_
 #define SD2_WORKER_DATA_AUGMENT_H_
 
+#include <string>
+
 #include "common/status.h"
 #include "worker/data/image.h"
 #include "worker/data/loader.h"
@@ -34,6 +36,13 @@ StatusOr<Image> JpegRecompress(const Image& img, int quality);
 // [jpeg_quality_min, jpeg_quality_max]). Every draw is made whether or not the operation is
 // applied, so changing one probability does not shift the others' random numbers.
 Status Augment(const AugmentOptions& options, Rng* rng, Image* img);
+
+// The training-augmentation presets a trial picks with the `augment` hparam: "default" (the
+// DeepfakeBench recipe above), "flip" (horizontal flips only) or "none". Rotation, blur,
+// resizing and JPEG re-compression act as low-pass filters: on tiny low-resolution inputs they
+// erase the high-frequency traces that separate the fake types, so small demo models turn
+// them off. Anything else is InvalidArgument.
+StatusOr<AugmentOptions> AugmentPreset(const std::string& name);
 
 // Writes 3*H*W floats, channel-major: (px / 255 - mean[c]) / std[c].
 void Normalize(const Image& img, Normalization norm, float* out);

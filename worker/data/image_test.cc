@@ -139,6 +139,31 @@ TEST(AugmentTest, DeterministicForTheSameRngState) {
   EXPECT_EQ(d.px, src.px);
 }
 
+TEST(AugmentTest, PresetsKeepOrDropTheFilteringOperations) {
+  auto def = AugmentPreset("default");
+  ASSERT_TRUE(def.ok());
+  EXPECT_EQ(def->p_jpeg, AugmentOptions().p_jpeg);
+  EXPECT_EQ(def->p_rotate, AugmentOptions().p_rotate);
+  auto flip = AugmentPreset("flip");
+  ASSERT_TRUE(flip.ok());
+  EXPECT_EQ(flip->p_hflip, AugmentOptions().p_hflip);
+  auto none = AugmentPreset("none");
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->p_hflip, 0);
+  for (const AugmentOptions* o : {&*flip, &*none}) {
+    EXPECT_EQ(o->p_rotate + o->p_blur + o->p_resize + o->p_color + o->p_jpeg, 0);
+  }
+  // "none" leaves the pixels (and so their high-frequency content) untouched.
+  const Image src = Gradient(32, 32);
+  for (uint64_t s = 0; s < 10; ++s) {
+    Image img = src;
+    Rng rng(MixSeed(3, s));
+    ASSERT_TRUE(Augment(*none, &rng, &img).ok());
+    EXPECT_EQ(img.px, src.px);
+  }
+  EXPECT_FALSE(AugmentPreset("light").ok());
+}
+
 TEST(AugmentTest, NormalizeClipAndHalf) {
   Image img(2, 1);
   img.At(0, 0)[0] = 255;

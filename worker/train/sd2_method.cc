@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "common/file_util.h"
+#include "worker/data/augment.h"
 #include "worker/data/loader.h"
 #ifdef SD2_HAVE_WORKER_DATA
 #include "worker/data/manifest.h"
@@ -317,6 +318,8 @@ Status Sd2Method::Run(TrialContext& ctx) {
     base.image_size = ccfg.image_size;
     base.norm = data::Normalization::kClip;
     base.threads = Hp<int>(hp, "loader_threads", std::min(threads, 2));
+    SD2_ASSIGN_OR_RETURN(base.augment,
+                         data::AugmentPreset(Hp<std::string>(hp, "augment", "default")));
 
     Trainer trainer(to, &trainable, &ctx);
     SD2_RETURN_IF_ERROR(trainer.Train([&](int64_t epoch, int64_t batch) {
