@@ -60,8 +60,8 @@ struct Profile {
 Profile MakeProfile(bool quick) {
   // 48 px training: at 32 px (and with the paper's rotate/blur/resize/JPEG augmentations) the
   // synthetic set's high-frequency traces are averaged away and tiny models stay at chance.
-  if (quick) return {"quick", 3200, 48, 30, 30, 32, 48};
-  return {"full", 10000, 64, 100, 160, 32, 48};
+  if (quick) return {"quick", 3200, 48, 30, 50, 32, 48};
+  return {"full", 10000, 64, 100, 200, 32, 48};
 }
 
 std::map<int64_t, int64_t> ScaleMap(const Profile& p) {
