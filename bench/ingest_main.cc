@@ -43,8 +43,8 @@ int Die(const sd2::Status& s) {
 int main(int argc, char** argv) {
   int64_t total = argc > 1 ? std::atoll(argv[1]) : 1000000;
   int64_t batch = argc > 2 ? std::atoll(argv[2]) : 10000;
-  auto dir = std::filesystem::temp_directory_path() /
-             ("sd2_bench_ingest_" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("sd2_bench_ingest_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   struct Cleanup {
     std::filesystem::path d;
@@ -104,11 +104,12 @@ int main(int argc, char** argv) {
   // into the same table (same schema, WAL, synchronous=NORMAL).
   auto ref_store = sd2::storage::Store::Open((dir / "ref.db").string());
   if (!ref_store.ok()) return Die(ref_store.status());
-  if (auto s = (*ref_store)->Exec(
-          "INSERT INTO trials (id, trial_key, method, scale, seed, config_json, created_at, "
-          "updated_at) VALUES (1, 'bench', 'smoke', 0, 0, '{}', 0, 0);"
-          "INSERT INTO attempts (id, trial_id, number, state, created_at) VALUES "
-          "(1, 1, 1, 'running', 0);");
+  if (auto s = (*ref_store)
+                   ->Exec("INSERT INTO trials (id, trial_key, method, scale, seed, config_json, "
+                          "created_at, "
+                          "updated_at) VALUES (1, 'bench', 'smoke', 0, 0, '{}', 0, 0);"
+                          "INSERT INTO attempts (id, trial_id, number, state, created_at) VALUES "
+                          "(1, 1, 1, 'running', 0);");
       !s.ok()) {
     return Die(s);
   }

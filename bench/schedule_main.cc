@@ -19,8 +19,8 @@ int main(int argc, char** argv) {
   int trials = argc > 1 ? std::atoi(argv[1]) : 10000;
   int groups = argc > 2 ? std::atoi(argv[2]) : 64;
   const double kRayTunePerTrial = 0.14;  // Ray Tune docs: ~0.14 s scheduling overhead per trial
-  auto dir = std::filesystem::temp_directory_path() /
-             ("sd2_bench_schedule_" + std::to_string(::getpid()));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("sd2_bench_schedule_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   struct Cleanup {
     std::filesystem::path d;
