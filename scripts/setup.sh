@@ -11,7 +11,7 @@ PACKAGES=(
   libboost-dev libtomlplusplus-dev nlohmann-json3-dev libcli11-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libpcre2-dev
-  zlib1g-dev
+  zlib1g-dev procps hostname openssh-client
   slurm-wlm munge
   python3 python3-torch python3-sklearn python3-pil python3-numpy
 )
