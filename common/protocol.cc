@@ -319,6 +319,11 @@ Status Parse(const json& j, MetricsBatch* m) {
   CheckAttempt(r, m->attempt);
   const json* rows = r.Arr("rows");
   if (!r.status().ok()) return r.status();
+  if (rows->size() > kMaxMetricRowsPerBatch) {
+    return ResourceExhaustedError("metrics: " + std::to_string(rows->size()) +
+                                  " rows, more than the limit of " +
+                                  std::to_string(kMaxMetricRowsPerBatch));
+  }
   m->rows.clear();
   m->rows.reserve(rows->size());
   for (size_t i = 0; i < rows->size(); ++i) {
@@ -365,6 +370,11 @@ Status Parse(const json& j, ScoresBatch* m) {
   if (r.status().ok() && m->eval_set.empty()) r.Fail("field 'eval_set' is empty");
   const json* rows = r.Arr("rows");
   if (!r.status().ok()) return r.status();
+  if (rows->size() > kMaxScoreRowsPerBatch) {
+    return ResourceExhaustedError("scores: " + std::to_string(rows->size()) +
+                                  " rows, more than the limit of " +
+                                  std::to_string(kMaxScoreRowsPerBatch));
+  }
   m->rows.clear();
   m->rows.reserve(rows->size());
   for (size_t i = 0; i < rows->size(); ++i) {
@@ -466,6 +476,11 @@ Status Parse(const json& j, Submit* m) {
   const json* trials = r.Arr("trials");
   if (!r.status().ok()) return r.status();
   if (m->name.empty()) return InvalidArgumentError("submit: field 'name' is empty");
+  if (trials->size() > kMaxTrialsPerSubmit) {
+    return ResourceExhaustedError("submit: " + std::to_string(trials->size()) +
+                                  " trials, more than the limit of " +
+                                  std::to_string(kMaxTrialsPerSubmit));
+  }
   m->trials.clear();
   for (size_t i = 0; i < trials->size(); ++i) {
     FieldReader t((*trials)[i], "submit: trials[" + std::to_string(i) + "]");

@@ -27,6 +27,10 @@ namespace sd2::protocol {
 
 inline constexpr int kVersion = 1;
 inline constexpr size_t kDefaultMaxMessageBytes = size_t{64} << 20;
+// Per-message limits, checked before any row is decoded (RESOURCE_EXHAUSTED beyond them).
+inline constexpr size_t kMaxMetricRowsPerBatch = 100000;
+inline constexpr size_t kMaxScoreRowsPerBatch = 1000000;
+inline constexpr size_t kMaxTrialsPerSubmit = 100000;
 
 // A decoded envelope: {"v": 1, "type": "...", ...fields}.
 struct Message {

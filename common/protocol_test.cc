@@ -181,3 +181,29 @@ TEST(ProtocolTest, GarbageNeverCrashes) {
 
 }  // namespace
 }  // namespace sd2::protocol
+
+namespace sd2::protocol {
+namespace {
+
+TEST(ProtocolTest, BatchAndSubmitSizesAreLimited) {
+  MetricsBatch mb{"k1", 1, {}};
+  mb.rows.assign(kMaxMetricRowsPerBatch, MetricRow{0, 1, "loss", 0.5, 1.0});
+  for (size_t i = 0; i < mb.rows.size(); ++i) mb.rows[i].seq = int64_t(i);
+  MetricsBatch ok;
+  EXPECT_TRUE(Parse(ToJson(mb), &ok).ok());
+  mb.rows.push_back(MetricRow{int64_t(kMaxMetricRowsPerBatch), 1, "loss", 0.5, 1.0});
+  MetricsBatch too_many;
+  Status s = Parse(ToJson(mb), &too_many);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("more than the limit of 100000"), std::string::npos) << s;
+
+  Submit sub;
+  sub.name = "big";
+  sub.trials.resize(kMaxTrialsPerSubmit + 1);
+  Submit parsed;
+  Status t = Parse(ToJson(sub), &parsed);
+  EXPECT_EQ(t.code(), StatusCode::kResourceExhausted) << t;
+}
+
+}  // namespace
+}  // namespace sd2::protocol
