@@ -1,6 +1,9 @@
 // The Loader implementation (contract in loader.h; behaviour in docs/data.md).
 #include "worker/data/loader.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <map>
@@ -31,6 +34,12 @@ class LoaderImpl : public Loader {
         records_(std::move(records)),
         selected_(std::move(selected)),
         root_(std::move(root)) {
+    // A symlink inside the root may point anywhere: files are checked by their resolved path
+    // against the resolved root unless the user allowed paths outside it.
+    if (!o_.allow_outside_root && !root_.empty()) {
+      char buf[PATH_MAX];
+      if (::realpath(root_.c_str(), buf)) real_root_ = std::string(buf) + "/";
+    }
     const int64_t n = static_cast<int64_t>(selected_.size());
     const int64_t world = o_.world, rank = o_.rank;
     if (o_.train && o_.drop_last) {
@@ -138,8 +147,9 @@ class LoaderImpl : public Loader {
       const size_t rec_index = selected_[pos];
       const Record& r = records_[rec_index];
       const std::string path = root_.empty() || r.path.front() == '/' ? r.path : root_ + r.path;
-      StatusOr<Image> img = LoadImage(path, s);
-      Status st = img.status();
+      Status st = CheckInsideRoot(path);
+      StatusOr<Image> img = st.ok() ? LoadImage(path, s) : StatusOr<Image>(st);
+      st = img.status();
       if (st.ok()) {
         Image im = Resize(*img, s, s);
         if (o_.train) {
@@ -192,6 +202,18 @@ class LoaderImpl : public Loader {
   const std::vector<Record> records_;
   const std::vector<size_t> selected_;  // record indices of the (filtered, scaled) set
   const std::string root_;              // "" or ending in '/'
+  std::string real_root_;               // resolved root ending in '/', "" = no check
+
+  Status CheckInsideRoot(const std::string& path) const {
+    if (real_root_.empty()) return OkStatus();
+    char buf[PATH_MAX];
+    if (!::realpath(path.c_str(), buf)) return OkStatus();  // missing: LoadImage says so
+    if (std::string_view(buf).substr(0, real_root_.size()) != real_root_) {
+      return InvalidArgumentError("resolves to " + std::string(buf) +
+                                  ", outside the data root (allow_outside_root is off)");
+    }
+    return OkStatus();
+  }
   int64_t per_rank_ = 0, batches_ = 0, num_samples_ = 0;
   int64_t end_ = 0;
 

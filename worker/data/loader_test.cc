@@ -1,6 +1,7 @@
 #include "worker/data/loader.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -216,6 +217,40 @@ TEST(LoaderTest, ScaleSelectsNestedSubset) {
   StatusOr<std::unique_ptr<Loader>> eval = Loader::Open(o);
   ASSERT_TRUE(eval.ok()) << eval.status();
   EXPECT_EQ((*eval)->num_samples(), 40);
+}
+
+TEST(LoaderTest, SymlinksLeavingTheRootAreRefused) {
+  TempDir dir;
+  TempDir outside;
+  std::vector<Record> recs;
+  MakeDataset(dir, 10, &recs);
+  StatusOr<std::string> jpg = EncodeJpeg(Image(24, 24), 90);
+  ASSERT_TRUE(jpg.ok());
+  WriteText(outside.path() + "/secret.jpg", *jpg);
+  ASSERT_EQ(
+      ::symlink((outside.path() + "/secret.jpg").c_str(), (dir.path() + "/img/link.jpg").c_str()),
+      0);
+  recs[2].path = "img/link.jpg";
+  const std::string m = dir.path() + "/link.jsonl";
+  ASSERT_TRUE(WriteManifest(m, recs).ok());
+  LoaderOptions o = Base(m);
+  o.train = false;
+  o.max_bad_fraction = 0.5;
+  for (bool allow : {false, true}) {
+    o.allow_outside_root = allow;
+    StatusOr<std::unique_ptr<Loader>> l = Loader::Open(o);
+    ASSERT_TRUE(l.ok()) << l.status();
+    Batch b;
+    int64_t good = 0;
+    while (true) {
+      StatusOr<bool> more = (*l)->Next(&b);
+      ASSERT_TRUE(more.ok()) << more.status();
+      if (!*more) break;
+      good += b.size;
+    }
+    EXPECT_EQ(good, allow ? 10 : 9);
+    EXPECT_EQ((*l)->skipped(), allow ? 0 : 1);
+  }
 }
 
 TEST(LoaderTest, BadFilesAreSkippedCountedAndFailPastThreshold) {
