@@ -33,19 +33,6 @@ using cluster::AllocationSpec;
 using cluster::GroupSpec;
 using cluster::SlurmJobOptions;
 
-std::optional<int> ParseArgs(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\n(see " << app.get_name() << " --help)\n";
-    return kExitBadInput;
-  }
-  return std::nullopt;
-}
-
 int Fail(const std::string& cmd, const Status& s) {
   std::cerr << cmd << ": " << s.message() << "\n";
   return ExitCodeFor(s);
@@ -152,7 +139,7 @@ int RunSlurmRender(int argc, char** argv) {
   app.add_option("--var", var_args, "sweep variable NAME=VALUE");
   app.add_option("--env", env_args, "environment NAME=VALUE exported in the script");
   flags.Add(app);
-  if (auto rc = ParseArgs(app, argc, argv)) return *rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
 
   auto spec = sweeps::LoadSweepFile(sweep_path);
   if (!spec.ok()) return Fail(cmd, spec.status());
@@ -291,7 +278,7 @@ int RunLaunch(int argc, char** argv) {
       ->capture_default_str();
   app.add_flag("--wait", wait, "poll until every group ended; exit 1 if any failed");
   flags.Add(app);
-  if (auto rc = ParseArgs(app, argc, argv)) return *rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
 
   GroupSpec spec;
   spec.name = name;

@@ -27,19 +27,6 @@ using nlohmann::json;
 
 constexpr const char* kDefaultEndpoint = "tcp://127.0.0.1:5557";
 
-int ParseArgs(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\n";
-    return kExitBadInput;
-  }
-  return -1;
-}
-
 int Report(const std::string& cmd, const Status& s) {
   std::cerr << "sd2ctl " << cmd << ": " << s << "\n";
   return ExitCodeFor(s);
@@ -76,7 +63,7 @@ int Submit(int argc, char** argv) {
   app.add_flag("--dry-run", dry_run, "print the trial table, submit nothing");
   app.add_flag("--force", force, "retrain trials whose key already succeeded");
   AddEndpoint(app, &ep);
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto opts = coordinator::ParseExpandFlags(vars, scale_map, override_json);
   if (!opts.ok()) return Report("submit", opts.status());
   if (dry_run) {
@@ -164,7 +151,7 @@ int Status_(int argc, char** argv) {
   app.add_option("--sweep", sweep, "only this sweep");
   app.add_flag("--json", as_json, "print the status document as JSON");
   AddEndpoint(app, &ep);
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto reply = Ask(ep, proto::Encode(proto::StatusRequest{sweep}));
   if (!reply.ok()) return Report("status", reply.status());
   json body = reply->body;
@@ -185,7 +172,7 @@ int Cancel(int argc, char** argv) {
   app.add_option("TRIAL", c.trial_key, "trial key");
   app.add_option("--sweep", c.sweep, "sweep id");
   AddEndpoint(app, &ep);
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   if ((c.sweep == 0) == c.trial_key.empty()) {
     return Report("cancel", InvalidArgumentError("give a TRIAL key or --sweep ID (not both)"));
   }
@@ -201,7 +188,7 @@ int Resume(int argc, char** argv) {
   proto::Resume r;
   app.add_option("SWEEP", r.sweep, "sweep id")->required();
   AddEndpoint(app, &ep);
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto reply = Ask(ep, proto::Encode(r));
   if (!reply.ok()) return Report("resume", reply.status());
   std::cout << "re-queued " << reply->body.value("accepted", int64_t{0}) << " trials\n";
@@ -216,7 +203,7 @@ int Logs(int argc, char** argv) {
   app.add_option("TRIAL", l.trial_key, "trial key")->required();
   app.add_flag("--json", as_json, "print JSON");
   AddEndpoint(app, &ep);
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto reply = Ask(ep, proto::Encode(l));
   if (!reply.ok()) return Report("logs", reply.status());
   const json& b = reply->body;
@@ -257,7 +244,7 @@ int Watch(int argc, char** argv) {
   app.add_flag("--once", once, "print one frame and exit");
   app.add_option("--interval", every, "seconds between frames")->check(CLI::PositiveNumber);
   AddEndpoint(app, &ep);
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   std::signal(SIGINT, OnInterrupt);
   bool tty = ::isatty(STDOUT_FILENO);
   while (!g_stop) {

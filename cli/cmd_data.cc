@@ -27,19 +27,6 @@ namespace {
 
 namespace wd = sd2::worker::data;
 
-int Parse(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\n";
-    return kExitBadInput;
-  }
-  return -1;
-}
-
 int Fail(const std::string& cmd, const Status& s) {
   std::cerr << cmd << ": " << s << "\n";
   return ExitCodeFor(s);
@@ -70,7 +57,7 @@ int ImportDeepfakeBench(int argc, char** argv) {
   app.add_option("--compression", o.compression,
                  "Compression level to import where splits have levels (\"\" = all)")
       ->capture_default_str();
-  if (int rc = Parse(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   if (!map.empty()) {
     StatusOr<wd::LabelMap> m = wd::LoadLabelMap(map);
     if (!m.ok()) return Fail(argv[0], m.status());
@@ -88,7 +75,7 @@ int ImportGenImage(int argc, char** argv) {
   app.add_option("DIR", root, "GenImage root folder; manifest paths are relative to it")
       ->required();
   app.add_option("--out", out, "Manifest to write")->required();
-  if (int rc = Parse(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   StatusOr<std::vector<wd::Record>> recs = wd::ImportGenImage(root);
   if (!recs.ok()) return Fail(argv[0], recs.status());
   return WriteOut(argv[0], out, *recs);
@@ -98,7 +85,7 @@ int Stats(int argc, char** argv) {
   CLI::App app("Images per dataset, type and split, laid out like the paper's Table 1", argv[0]);
   std::string manifest;
   app.add_option("MANIFEST", manifest, "Manifest (JSONL)")->required();
-  if (int rc = Parse(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   StatusOr<std::vector<wd::Record>> recs = wd::ReadManifest(manifest);
   if (!recs.ok()) return Fail(argv[0], recs.status());
   std::cout << wd::RenderStats(wd::ComputeStats(*recs));
@@ -113,7 +100,7 @@ int Verify(int argc, char** argv) {
   app.add_option("MANIFEST", manifest, "Manifest (JSONL)")->required();
   app.add_option("--root", root, "Image root (default: the manifest's folder)");
   app.add_option("--threads", threads, "Decode threads (0 = all cores)");
-  if (int rc = Parse(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   StatusOr<std::vector<wd::Record>> recs = wd::ReadManifest(manifest);
   if (!recs.ok()) return Fail(argv[0], recs.status());
   if (root.empty()) root = Folder(manifest);
@@ -144,7 +131,7 @@ int Subset(int argc, char** argv) {
   app.add_option("--out", out, "Folder for subset_<SCALE>.jsonl")->required();
   app.add_option("--split", filter.splits, "Splits drawn from (default train)");
   app.add_option("--dataset", filter.datasets, "Datasets drawn from (default all)");
-  if (int rc = Parse(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   StatusOr<std::vector<wd::Record>> all = wd::ReadManifest(manifest);
   if (!all.ok()) return Fail(argv[0], all.status());
   std::vector<wd::Record> recs;
@@ -184,7 +171,7 @@ int Synth(int argc, char** argv) {
   app.add_option("--seed", o.seed, "Seed")->capture_default_str();
   app.add_option("--size", o.image_size, "Base image side in pixels")->capture_default_str();
   app.add_option("--threads", o.threads, "Threads (0 = all cores)")->capture_default_str();
-  if (int rc = Parse(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   StatusOr<wd::SynthSummary> s = wd::Synthesize(o);
   if (!s.ok()) return Fail(argv[0], s.status());
   for (const auto& [dataset, n] : s->per_dataset) std::cout << "  " << dataset << ": " << n << "\n";

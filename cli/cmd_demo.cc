@@ -462,15 +462,7 @@ int RunDemoCommand(int argc, char** argv) {
   app.add_option("--groups", groups, "local worker groups (default: one per core)")
       ->check(CLI::Range(1, 64));
   app.add_option("--sweeps", sweeps_dir, "directory of sweep files (default: sweeps/paper)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << argv[0] << ": " << e.what() << "\n";
-    return kExitBadInput;
-  }
+  if (std::optional<int> rc = ParseCommandLine(app, argc, argv)) return *rc;
   if (groups == 0) groups = std::max(1, int(std::thread::hardware_concurrency()));
   std::error_code ec;
   fs::create_directories(dir, ec);

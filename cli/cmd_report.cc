@@ -22,18 +22,6 @@ namespace sd2::cli {
 namespace {
 
 // Parses CLI11 arguments; returns an exit code when the command should stop (help or error).
-std::optional<int> ParseArgs(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp&) {
-    std::cout << app.help();
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\n(see " << app.get_name() << " --help)\n";
-    return kExitBadInput;
-  }
-  return std::nullopt;
-}
 
 int Fail(const std::string& cmd, const Status& s) {
   std::cerr << cmd << ": " << s.message() << "\n";
@@ -76,7 +64,7 @@ int RunReport(int argc, char** argv) {
   app.add_option("--paper-data", paper_dir,
                  "directory with reported.toml (default: <bin>/../share/sd2, then the source "
                  "tree's data/paper)");
-  if (auto rc = ParseArgs(app, argc, argv)) return *rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
 
   StatusOr<std::vector<int>> numbers = ParseTables(tables_spec);
   if (!numbers.ok()) return Fail(cmd, numbers.status());
@@ -211,7 +199,7 @@ int RunMetrics(int argc, char** argv) {
       cmd);
   std::string input;
   app.add_option("--input", input, "CSV file: label,score[,video]")->required();
-  if (auto rc = ParseArgs(app, argc, argv)) return *rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   StatusOr<CsvScores> data = ReadScoresCsv(input);
   if (!data.ok()) {
     Status s = data.status();

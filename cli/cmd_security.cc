@@ -20,19 +20,6 @@ namespace sd2::cli {
 namespace {
 
 // Parses a CLI11 app; returns -1 to go on, else the exit code (0 for --help, 2 for bad flags).
-int ParseArgs(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    std::cout << app.help();
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\n";
-    return kExitBadInput;
-  }
-  return -1;
-}
-
 int Fail(const std::string& cmd, const Status& s) {
   std::cerr << cmd << ": " << s << "\n";
   return ExitCodeFor(s);
@@ -47,7 +34,7 @@ int KeysInit(int argc, char** argv) {
   app.add_option("--client", clients,
                  "Client key pair to create and allow (repeatable; default: worker, ctl)");
   app.add_flag("--force", options.overwrite, "Replace existing keys");
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   if (!clients.empty()) options.clients = clients;
   auto written = coordinator::InitKeys(dir, options);
   if (!written.ok()) return Fail(argv[0], written.status());
@@ -66,7 +53,7 @@ int DbBackup(int argc, char** argv) {
   app.add_option("PATH", dest, "Backup file to write")->required();
   app.add_option("--db", db, "The store to copy")->required();
   app.add_flag("--force", options.overwrite, "Replace an existing backup file");
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto r = storage::BackupDatabase(db, dest, options);
   if (!r.ok()) return Fail(argv[0], r.status());
   std::cout << dest << ": " << r->pages << " pages, " << r->bytes << " bytes, schema version "
@@ -81,7 +68,7 @@ int DbCheck(int argc, char** argv) {
   storage::IntegrityOptions options;
   app.add_option("--db", db, "The store to check")->required();
   app.add_flag("--full", options.full, "Run the slower, complete integrity_check");
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto r = storage::CheckDatabaseFile(db, options);
   if (!r.ok()) return Fail(argv[0], r.status());
   if (!r->ok) {

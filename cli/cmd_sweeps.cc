@@ -23,19 +23,6 @@ constexpr const char* kVarHelp =
     "too, --var wins";
 
 // Parses a CLI11 app; returns -1 to go on, else the exit code (0 for --help, 2 for bad flags).
-int ParseArgs(CLI::App& app, int argc, char** argv) {
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    std::cout << app.help();
-    return kExitOk;
-  } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": " << e.what() << "\n";
-    return kExitBadInput;
-  }
-  return -1;
-}
-
 // Environment variables, then NAME=VALUE flags.
 StatusOr<sweeps::ExpandOptions> OptionsFrom(const std::vector<std::string>& var_flags,
                                             const std::vector<std::string>& scale_flags) {
@@ -75,7 +62,7 @@ int RunValidate(int argc, char** argv) {
   std::vector<std::string> files, vars;
   app.add_option("FILE", files, "Sweep files (TOML, see docs/sweeps.md)")->required();
   app.add_option("--var", vars, kVarHelp)->type_name("NAME=VALUE");
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto options = OptionsFrom(vars, {});
   if (!options.ok()) {
     std::cerr << options.status().message() << "\n";
@@ -114,7 +101,7 @@ int RunExpand(int argc, char** argv) {
   app.add_option("--scale", scales, "Replace a training scale, e.g. --scale 3M=9000 (repeatable)")
       ->type_name("FROM=TO");
   app.add_flag("--json", as_json, "One JSON object per trial and line (key, method, ..., config)");
-  if (int rc = ParseArgs(app, argc, argv); rc >= 0) return rc;
+  if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
   auto options = OptionsFrom(vars, scales);
   if (!options.ok()) {
     std::cerr << options.status().message() << "\n";

@@ -8,8 +8,13 @@
 #define SD2_CLI_COMMAND_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
+
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace sd2::cli {
 
@@ -21,6 +26,11 @@ struct Command {
 
 std::vector<Command>& Commands();
 bool RegisterCommand(Command c);
+
+// Parses a command's arguments into `app` (CLI11). Returns nullopt when the command should go
+// on, or the exit code to return now: 0 after --help (printed on stdout), 2 after a bad
+// argument (printed on stderr with a pointer to --help).
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv);
 
 }  // namespace sd2::cli
 

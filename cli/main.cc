@@ -1,5 +1,6 @@
 // sd2ctl: the researcher's command line. `sd2ctl --help` lists the commands; every command
 // answers --help.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstring>
 #include <iostream>
@@ -18,6 +19,19 @@ std::vector<Command>& Commands() {
 bool RegisterCommand(Command c) {
   Commands().push_back(std::move(c));
   return true;
+}
+
+std::optional<int> ParseCommandLine(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    std::cout << app.help();
+    return kExitOk;
+  } catch (const CLI::ParseError& e) {
+    std::cerr << app.get_name() << ": " << e.what() << "\n(see " << app.get_name() << " --help)\n";
+    return kExitBadInput;
+  }
+  return std::nullopt;
 }
 
 namespace {
