@@ -113,7 +113,7 @@ class SlurmTest : public ::testing::Test {
   SystemCommandRunner runner_;
 };
 
-TEST_F(SlurmTest, ScriptJobRunsToDone) {
+TEST_F(SlurmTest, ScriptJobRunsToCompletion) {
   WriteWorker("echo \"$*\" > " + dir_ + "/args\necho \"job=$SLURM_JOB_ID\" > " + dir_ + "/ran\n");
   SlurmLauncher slurm(&runner_, options_);
   auto h = slurm.Launch(spec_);
