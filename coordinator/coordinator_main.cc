@@ -8,6 +8,13 @@
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "cluster/command_runner.h"
+#include "cluster/launcher_config.h"
+#include "coordinator/group_launching.h"
 
 #include "coordinator/server.h"
 #include "storage/integrity.h"
@@ -25,10 +32,13 @@ int main(int argc, char** argv) {
   std::string db, bind = "tcp://127.0.0.1:5557", config, keys;
   sd2::coordinator::CoreOptions core_opts;
   bool verbose = false;
+  sd2::cluster::LauncherConfig launcher_config;  // kind "none": groups are started by hand
   app.add_option("--db", db, "SQLite store (created when absent)");
   app.add_option("--bind", bind, "ZeroMQ endpoint to bind");
   app.add_option("--keys", keys, "CURVE keys directory (sd2ctl keys init); required off loopback");
-  app.add_option("--config", config, "TOML file with db, bind, lease_s, heartbeat_s");
+  app.add_option("--config", config,
+                 "TOML file with db, bind, keys, lease_s, heartbeat_s and a [launcher] table "
+                 "(docs/cluster.md) that keeps worker groups running for sweeps with work");
   app.add_option("--lease-s", core_opts.lease_s, "lease duration in seconds");
   app.add_option("--heartbeat-s", core_opts.heartbeat_s, "heartbeat period told to groups");
   app.add_flag("--verbose", verbose, "log every message");
@@ -41,6 +51,16 @@ int main(int argc, char** argv) {
       if (keys.empty()) keys = t["keys"].value_or(std::string());
       core_opts.lease_s = t["lease_s"].value_or(core_opts.lease_s);
       core_opts.heartbeat_s = t["heartbeat_s"].value_or(core_opts.heartbeat_s);
+      if (const toml::table* l = t["launcher"].as_table()) {
+        std::ostringstream js;
+        js << toml::json_formatter{*l};
+        auto parsed = sd2::cluster::ParseLauncherConfig(nlohmann::json::parse(js.str()));
+        if (!parsed.ok()) {
+          std::cerr << config << ": " << parsed.status().message() << "\n";
+          return sd2::kExitBadInput;
+        }
+        launcher_config = *parsed;
+      }
     } catch (const toml::parse_error& e) {
       std::cerr << config << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
                 << e.description() << "\n";
@@ -84,7 +104,15 @@ int main(int argc, char** argv) {
     std::cerr << "sd2-coordinator: recover: " << s << "\n";
     return 1;
   }
+  // [launcher]: keep worker groups running for every sweep with queued or running trials.
+  sd2::cluster::SystemCommandRunner runner;
+  std::unique_ptr<sd2::cluster::Launcher> launcher;
+  std::unique_ptr<sd2::coordinator::SweepGroups> groups;
   sd2::coordinator::ServerOptions so;
+  so.stop_when = [&groups] {  // runs after every tick, on the server's thread
+    if (groups) groups->Tick();
+    return false;
+  };
   so.bind = bind;
   so.verbose = verbose;
   so.curve = curve;
@@ -93,6 +121,16 @@ int main(int argc, char** argv) {
   if (auto s = server.Bind(); !s.ok()) {
     std::cerr << "sd2-coordinator: " << s << "\n";
     return 1;
+  }
+  if (launcher_config.kind != "none") {
+    auto l = sd2::cluster::MakeLauncher(launcher_config, &runner);
+    if (!l.ok()) {
+      std::cerr << "sd2-coordinator: launcher: " << l.status() << "\n";
+      return sd2::ExitCodeFor(l.status());
+    }
+    launcher = std::move(*l);
+    groups = std::make_unique<sd2::coordinator::SweepGroups>(&core, launcher_config, launcher.get(),
+                                                             server.endpoint(), &std::cerr);
   }
   g_server = &server;
   std::signal(SIGINT, OnSignal);
