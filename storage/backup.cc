@@ -15,24 +15,6 @@ namespace sd2::storage {
 
 namespace {
 
-Status Sql(sqlite3* db, int rc, const std::string& what) {
-  std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return DataLossError(msg);
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return UnavailableError(msg);
-    case SQLITE_CANTOPEN:
-      return NotFoundError(msg);
-    case SQLITE_FULL:
-      return ResourceExhaustedError(msg);
-    default:
-      return InternalError(msg);
-  }
-}
-
 // Closes connections on every path.
 struct Conn {
   sqlite3* db = nullptr;
@@ -72,7 +54,7 @@ StatusOr<BackupReport> BackupDatabase(const std::string& source, const std::stri
 
   Conn src;
   int rc = sqlite3_open_v2(source.c_str(), &src.db, SQLITE_OPEN_READONLY, nullptr);
-  if (rc != SQLITE_OK) return Sql(src.db, rc, source);
+  if (rc != SQLITE_OK) return SqliteStatus(src.db, rc, source);
   sqlite3_busy_timeout(src.db, options.busy_timeout_ms);
 
   std::string tmp = dest + ".partial." + std::to_string(::getpid());
@@ -82,9 +64,9 @@ StatusOr<BackupReport> BackupDatabase(const std::string& source, const std::stri
     Conn dst;
     int rc =
         sqlite3_open_v2(tmp.c_str(), &dst.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
-    if (rc != SQLITE_OK) return Sql(dst.db, rc, tmp);
+    if (rc != SQLITE_OK) return SqliteStatus(dst.db, rc, tmp);
     sqlite3_backup* b = sqlite3_backup_init(dst.db, "main", src.db, "main");
-    if (b == nullptr) return Sql(dst.db, sqlite3_errcode(dst.db), "backup init");
+    if (b == nullptr) return SqliteStatus(dst.db, sqlite3_errcode(dst.db), "backup init");
     // All pages in one step: one read transaction, hence one consistent snapshot. In WAL mode
     // it does not block the coordinator's writes. Retry while the source is busy (a checkpoint
     // or a non-WAL writer holding a lock).
@@ -97,7 +79,7 @@ StatusOr<BackupReport> BackupDatabase(const std::string& source, const std::stri
              std::chrono::steady_clock::now() < give_up);
     report.pages = sqlite3_backup_pagecount(b);
     sqlite3_backup_finish(b);
-    if (rc != SQLITE_DONE) return Sql(nullptr, rc, "backup of " + source);
+    if (rc != SQLITE_DONE) return SqliteStatus(nullptr, rc, "backup of " + source);
     // The copy must be a whole, sound sd2 store.
     Status check = CheckIntegrity(dst.db);
     if (!check.ok()) return check.WithPrefix("backup copy " + tmp);

@@ -10,24 +10,6 @@ namespace sd2::storage {
 
 namespace {
 
-Status Sql(sqlite3* db, int rc, const std::string& what) {
-  std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return DataLossError(msg);
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return UnavailableError(msg);
-    case SQLITE_CANTOPEN:
-      return NotFoundError(msg);
-    case SQLITE_FULL:
-      return ResourceExhaustedError(msg);
-    default:
-      return InternalError(msg);
-  }
-}
-
 // Runs the check and collects its rows.
 Status Collect(sqlite3* db, const IntegrityOptions& options, std::vector<std::string>* rows) {
   int n = options.max_errors < 1 ? 1 : options.max_errors;
@@ -36,7 +18,7 @@ Status Collect(sqlite3* db, const IntegrityOptions& options, std::vector<std::st
   sqlite3_stmt* stmt = nullptr;
   int rc = sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr);
   if (rc != SQLITE_OK) {
-    Status s = Sql(db, rc, "integrity check");
+    Status s = SqliteStatus(db, rc, "integrity check");
     sqlite3_finalize(stmt);
     return s;
   }
@@ -44,7 +26,7 @@ Status Collect(sqlite3* db, const IntegrityOptions& options, std::vector<std::st
     const unsigned char* t = sqlite3_column_text(stmt, 0);
     rows->push_back(t ? reinterpret_cast<const char*>(t) : "");
   }
-  Status s = rc == SQLITE_DONE ? OkStatus() : Sql(db, rc, "integrity check");
+  Status s = rc == SQLITE_DONE ? OkStatus() : SqliteStatus(db, rc, "integrity check");
   sqlite3_finalize(stmt);
   return s;
 }
@@ -88,7 +70,7 @@ StatusOr<IntegrityReport> CheckDatabaseFile(const std::string& path,
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
   if (rc != SQLITE_OK) {
-    Status s = Sql(db, rc, path);
+    Status s = SqliteStatus(db, rc, path);
     sqlite3_close(db);
     return s;
   }
@@ -110,6 +92,24 @@ StatusOr<IntegrityReport> CheckDatabaseFile(const std::string& path,
   report.page_size = PragmaInt(db, "PRAGMA page_size");
   sqlite3_close(db);
   return report;
+}
+
+Status SqliteStatus(sqlite3* db, int rc, const std::string& what) {
+  std::string msg = what + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return DataLossError(msg);
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return UnavailableError(msg);
+    case SQLITE_CANTOPEN:
+      return NotFoundError(msg);
+    case SQLITE_FULL:
+      return ResourceExhaustedError(msg);
+    default:
+      return InternalError(msg);
+  }
 }
 
 bool IsDiskFull(const Status& status) {

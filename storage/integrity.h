@@ -43,6 +43,11 @@ StatusOr<IntegrityReport> CheckDatabaseFile(const std::string& path,
 
 // True for the status the store returns when SQLite reports SQLITE_FULL ("database or disk is
 // full"), as opposed to other ResourceExhausted errors (message size limits).
+// The Status for an SQLite result code `rc` of an operation named `what`: DataLoss for a corrupt
+// file, Unavailable when busy/locked, NotFound when it cannot be opened, ResourceExhausted when
+// the disk is full, Internal otherwise. The message is "what: <SQLite's message>".
+Status SqliteStatus(sqlite3* db, int rc, const std::string& what);
+
 bool IsDiskFull(const Status& status);
 
 }  // namespace sd2::storage
