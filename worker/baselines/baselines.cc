@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
-#include <thread>
 
 #include "common/file_util.h"
 #include "worker/baselines/recce.h"
@@ -16,6 +15,7 @@
 #include "worker/models/safetensors.h"
 #include "worker/models/sd2_model.h"
 #include "worker/models/tokenizer.h"
+#include "worker/train/trial_data.h"
 
 namespace sd2::worker::baselines {
 namespace {
@@ -28,27 +28,6 @@ template <typename T>
 T Hp(const json& hp, const char* key, T dflt) {
   if (!hp.is_object() || !hp.contains(key) || hp[key].is_null()) return dflt;
   return hp[key].get<T>();
-}
-
-std::vector<std::string> StrList(const json& j, const char* key) {
-  std::vector<std::string> out;
-  if (!j.is_object() || !j.contains(key)) return out;
-  if (j[key].is_array()) {
-    for (const auto& v : j[key]) out.push_back(v.get<std::string>());
-  } else if (j[key].is_string()) {
-    out.push_back(j[key].get<std::string>());
-  }
-  return out;
-}
-
-data::Filter FilterFrom(const json& j) {
-  data::Filter f;
-  f.datasets = StrList(j, "datasets");
-  f.subsets = StrList(j, "subsets");
-  f.splits = StrList(j, "splits");
-  for (const auto& s : StrList(j, "split")) f.splits.push_back(s);
-  f.types = StrList(j, "types");
-  return f;
 }
 
 // Xception sizes by model name: "tiny" (width 1/16, 2 middle blocks), "small" (1/4, 4),
@@ -453,10 +432,7 @@ Status BaselineMethod::Run(TrialContext& ctx) {
   try {
     const json hp = cfg.value("hparams", json::object());
     const uint64_t seed = cfg.value("seed", uint64_t(0));
-    int threads = Hp<int>(hp, "threads", 0);
-    if (threads <= 0)
-      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world);
-    torch::set_num_threads(threads);
+    train::ConfigureCpuThreads(Hp<int>(hp, "threads", 0), world);
     if (rank == 0 && !ctx.work_dir.empty()) {
       SD2_RETURN_IF_ERROR(MakeDirs(ctx.work_dir));
       SD2_RETURN_IF_ERROR(WriteFileAtomic(ctx.work_dir + "/trial_config.json", cfg.dump(2)));
@@ -485,11 +461,6 @@ Status BaselineMethod::Run(TrialContext& ctx) {
     to.seed = seed;
     to.device = ctx.device;
     to.work_dir = ctx.work_dir;
-    const int64_t global_batch = Hp<int64_t>(hp, "batch_size", 32);
-    if (global_batch < world || global_batch % world != 0) {
-      return InvalidArgumentError("batch_size " + std::to_string(global_batch) +
-                                  " does not divide over " + std::to_string(world) + " ranks");
-    }
     const json data = cfg.value("data", json::object());
     data::LoaderOptions base;
     base.manifest = data.value("manifest", std::string());
@@ -510,29 +481,9 @@ Status BaselineMethod::Run(TrialContext& ctx) {
             : data.value("train", json::object());
 
     train::Trainer trainer(to, det.get(), &ctx);
-    SD2_RETURN_IF_ERROR(trainer.Train([&](int64_t epoch, int64_t batch) {
-      data::LoaderOptions o = base;
-      o.filter = FilterFrom(train_filter);
-      o.rank = rank;
-      o.world = world;
-      o.batch_size = static_cast<int>(global_batch / world);
-      o.train = true;
-      o.epochs = to.total_steps > 0 ? (int64_t(1) << 40) : to.epochs;
-      o.start_epoch = epoch;
-      o.start_batch = batch;
-      return data::Loader::Open(o);
-    }));
-    if (rank == 0 && cfg.contains("eval")) {
-      for (const auto& e : cfg["eval"]) {
-        data::LoaderOptions o = base;
-        o.filter = FilterFrom(e);
-        o.train = false;
-        o.batch_size = Hp<int>(hp, "eval_batch_size", 64);
-        SD2_ASSIGN_OR_RETURN(auto loader, data::Loader::Open(o));
-        SD2_RETURN_IF_ERROR(trainer.Evaluate(e.value("name", std::string("eval")), loader.get()));
-      }
-    }
-    return comm->Barrier();
+    return train::TrainThenEvaluate(trainer, base, train_filter, Hp<int64_t>(hp, "batch_size", 32),
+                                    cfg.value("eval", json::array()),
+                                    Hp<int>(hp, "eval_batch_size", 64), comm);
   } catch (const json::exception& e) {
     return InvalidArgumentError(name_ + ": bad trial config: " + e.what());
   } catch (const c10::Error& e) {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "common/file_util.h"
 #include "worker/models/safetensors.h"
@@ -392,6 +393,142 @@ StatusOr<ClipModel> LoadHfClip(const std::string& dir) {
   SD2_RETURN_IF_ERROR(LoadNamedTensors(*model, tensors, {"lora_"}, {"position_ids"}, true,
                                        dir + "/model.safetensors"));
   return model;
+}
+
+}  // namespace sd2::worker::models
+
+namespace sd2::worker::models {
+
+std::string ClipConfigToHfJson(const ClipConfig& c) {
+  nlohmann::json j = {{"architectures", {"CLIPModel"}},
+                      {"model_type", "clip"},
+                      {"projection_dim", c.projection_dim},
+                      {"logit_scale_init_value", c.logit_scale_init},
+                      {"text_config",
+                       {{"hidden_size", c.text_width},
+                        {"intermediate_size", c.text_mlp},
+                        {"num_attention_heads", c.text_heads},
+                        {"num_hidden_layers", c.text_layers},
+                        {"max_position_embeddings", c.context_length},
+                        {"vocab_size", c.vocab_size},
+                        {"layer_norm_eps", c.layer_norm_eps},
+                        {"hidden_act", "quick_gelu"},
+                        {"projection_dim", c.projection_dim}}},
+                      {"vision_config",
+                       {{"hidden_size", c.vision_width},
+                        {"intermediate_size", c.vision_mlp},
+                        {"num_attention_heads", c.vision_heads},
+                        {"num_hidden_layers", c.vision_layers},
+                        {"image_size", c.image_size},
+                        {"patch_size", c.patch_size},
+                        {"num_channels", 3},
+                        {"layer_norm_eps", c.layer_norm_eps},
+                        {"hidden_act", "quick_gelu"},
+                        {"projection_dim", c.projection_dim}}}};
+  return j.dump(2) + "\n";
+}
+
+Status SaveHfClip(ClipModel& model, const std::string& dir) {
+  SD2_RETURN_IF_ERROR(MakeDirs(dir));
+  std::map<std::string, torch::Tensor> tensors;
+  {
+    torch::NoGradGuard g;
+    // Merge LoRA branches into a copy so the caller's model is untouched.
+    std::map<std::string, torch::Tensor> lora;
+    for (const auto& p : model->named_parameters(true)) {
+      const std::string& name = p.key();
+      if (name.find("lora_") != std::string::npos) {
+        lora[name] = p.value();
+        continue;
+      }
+      tensors[name] = p.value().detach().to(torch::kCPU, torch::kFloat32).clone();
+    }
+    for (const auto& item : model->named_modules()) {
+      auto* lin = dynamic_cast<LoraLinearImpl*>(item.value().get());
+      if (lin == nullptr || !lin->lora_A.defined()) continue;
+      const std::string w = item.key() + ".weight";
+      tensors[w] += torch::matmul(lin->lora_B, lin->lora_A).to(torch::kCPU) * lin->scaling();
+    }
+  }
+  SD2_RETURN_IF_ERROR(WriteFileAtomic(dir + "/config.json", ClipConfigToHfJson(model->config())));
+  return WriteTensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+}
+
+Status ExportClipFromCheckpoint(const std::string& checkpoint, const ClipConfig& c,
+                                const std::string& dir, int* imported) {
+  SD2_ASSIGN_OR_RETURN(auto tensors, ReadTensors(checkpoint));
+  torch::manual_seed(0);  // the tensors the checkpoint lacks are the same on every export
+  ClipModel model(c);
+  std::map<std::string, torch::Tensor> params;
+  for (const auto& p : model->named_parameters(true)) params[p.key()] = p.value();
+  int n = 0;
+  torch::NoGradGuard g;
+  for (const auto& [name, t] : tensors) {
+    for (const char* prefix : {"param/", "param/clip.", "", "clip.", "model."}) {
+      const std::string pre(prefix);
+      if (name.compare(0, pre.size(), pre) != 0) continue;
+      const std::string key = name.substr(pre.size());
+      if (key.find("lora_") != std::string::npos && params.count(key) == 0 &&
+          (key.rfind("vision_model.", 0) == 0 || key.rfind("text_model.", 0) == 0)) {
+        return InvalidArgumentError(
+            checkpoint + ": '" + name +
+            "' is a LoRA factor: the checkpoint holds only the trained branches, not the base "
+            "weights; export a trial that trains the whole tower (clip, sd2 with backbone=full)");
+      }
+      auto it = params.find(key);
+      if (it == params.end()) continue;
+      if (it->second.sizes() != t.sizes()) {
+        std::ostringstream os;
+        os << checkpoint << ": '" << name << "' has shape " << t.sizes() << ", the model's '" << key
+           << "' " << it->second.sizes() << " (wrong model config?)";
+        return InvalidArgumentError(os.str());
+      }
+      it->second.copy_(t.to(it->second.dtype()));
+      ++n;
+      break;
+    }
+  }
+  if (n == 0)
+    return NotFoundError(checkpoint +
+                         ": no tensor names a CLIP parameter (vision_model.*, "
+                         "text_model.*, ...)");
+  if (imported != nullptr) *imported = n;
+  return SaveHfClip(model, dir);
+}
+
+}  // namespace sd2::worker::models
+
+#include "worker/models/export.h"
+#include "worker/models/tokenizer.h"
+
+namespace sd2::worker::models {
+
+StatusOr<std::string> ExportClip(const ExportClipOptions& o) {
+  if (o.checkpoint.empty() || o.model.empty() || o.out.empty())
+    return InvalidArgumentError("export-clip needs a checkpoint, a model and an output folder");
+  ClipConfig c;
+  if (PathExists(o.model + "/config.json")) {
+    SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(o.model + "/config.json"));
+    SD2_ASSIGN_OR_RETURN(c, ClipConfigFromHfJson(text));
+  } else {
+    SD2_ASSIGN_OR_RETURN(c, NamedClipConfig(o.model));
+  }
+  if (!o.tokenizer.empty()) {
+    SD2_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::FromHfDir(o.tokenizer));
+    c.vocab_size = tok.vocab_size();
+  }
+  int imported = 0;
+  SD2_RETURN_IF_ERROR(ExportClipFromCheckpoint(o.checkpoint, c, o.out, &imported));
+  if (!o.tokenizer.empty()) {
+    for (const char* f : {"/vocab.json", "/merges.txt"}) {
+      SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(o.tokenizer + f));
+      SD2_RETURN_IF_ERROR(WriteFileAtomic(o.out + f, text));
+    }
+  }
+  ClipModel probe(c);
+  const size_t total = probe->named_parameters(true).size();
+  return "wrote " + o.out + ": " + std::to_string(imported) + " of " + std::to_string(total) +
+         " tensors from " + o.checkpoint + " (the rest freshly initialised)";
 }
 
 }  // namespace sd2::worker::models

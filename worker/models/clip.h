@@ -63,6 +63,7 @@ class LoraLinearImpl : public torch::nn::Module {
   // Folds B A * alpha/r into W and removes the branch (inference).
   void MergeLora();
   bool has_lora() const { return lora_A.defined(); }
+  double scaling() const { return scaling_; }
   torch::Tensor weight, bias, lora_A, lora_B;
 
  private:
@@ -197,6 +198,23 @@ Status WriteTensors(const std::string& path, const std::map<std::string, torch::
 
 // Loads a Hugging Face CLIP folder (config.json + model.safetensors) into a new ClipModel.
 StatusOr<ClipModel> LoadHfClip(const std::string& dir);
+
+// The Hugging Face config.json of `c` (CLIPModel, quick_gelu), read back by
+// ClipConfigFromHfJson.
+std::string ClipConfigToHfJson(const ClipConfig& c);
+// Writes `model` as a Hugging Face CLIP folder that LoadHfClip (and transformers' CLIPModel)
+// reads: dir/config.json and dir/model.safetensors (LoRA branches are merged into a copy
+// first, so no lora_* tensor is written). Creates `dir`; replaces the two files atomically.
+Status SaveHfClip(ClipModel& model, const std::string& dir);
+// Makes a Hugging Face CLIP folder from a trained trial's checkpoint: the model of config `c`
+// (fresh weights) gets every tensor of `checkpoint` whose name, after dropping one of the
+// prefixes "param/" (the trainer's checkpoints), "param/clip.", "", "clip.", "model.", names
+// one of its parameters (LoRA branches merged; a
+// checkpoint of `clip`, `clip_lora`, `clip_svd` or `sd2` holds the image tower, sd2 also the
+// text tower). NotFound when no tensor matches; InvalidArgument on a shape mismatch.
+// `imported` receives how many model tensors came from the checkpoint.
+Status ExportClipFromCheckpoint(const std::string& checkpoint, const ClipConfig& c,
+                                const std::string& dir, int* imported = nullptr);
 
 }  // namespace sd2::worker::models
 

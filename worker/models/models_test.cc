@@ -298,6 +298,83 @@ TEST(HfLoadTest, LoadsFolderAndListsMismatches) {
   EXPECT_NE(msg.find("Mis-shaped: visual_projection.weight"), std::string::npos) << msg;
 }
 
+// SaveHfClip writes what LoadHfClip reads back (LoRA merged); ExportClipFromCheckpoint takes a
+// trainer checkpoint's towers and rejects what it cannot use.
+TEST(HfSaveTest, SaveLoadRoundTripAndCheckpointExport) {
+  TempDir dir;
+  torch::manual_seed(7);
+  ClipConfig c = Tiny();
+  ClipModel src(c);
+  LoraOptions lo;
+  lo.dropout = 0;
+  src->EnableLora(lo);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : src->named_parameters())
+      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.3);
+  }
+  src->eval();
+  torch::Tensor x = torch::randn({2, 3, c.image_size, c.image_size});
+  torch::Tensor ids = torch::randint(1, 100, {2, 9}, torch::kInt64);
+  ids.index_put_({torch::indexing::Slice(), 8}, 99);
+  torch::Tensor img0 = src->EncodeImage(x).detach(), txt0 = src->EncodeText(ids, 99).detach();
+  ASSERT_TRUE(SaveHfClip(src, dir.path() + "/hf").ok());
+  auto cfg_text = ReadFile(dir.path() + "/hf/config.json");
+  ASSERT_TRUE(cfg_text.ok());
+  auto c2 = ClipConfigFromHfJson(*cfg_text);
+  ASSERT_TRUE(c2.ok()) << c2.status();
+  EXPECT_EQ(c2->vision_layers, c.vision_layers);
+  EXPECT_EQ(c2->patch_size, c.patch_size);
+  EXPECT_EQ(c2->vocab_size, c.vocab_size);
+  auto tensors = ReadTensors(dir.path() + "/hf/model.safetensors");
+  ASSERT_TRUE(tensors.ok());
+  for (const auto& [name, t] : *tensors) EXPECT_EQ(name.find("lora_"), std::string::npos) << name;
+  auto loaded = LoadHfClip(dir.path() + "/hf");
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  (*loaded)->eval();
+  EXPECT_LE(((*loaded)->EncodeImage(x) - img0).abs().max().item<double>(), 1e-5);
+  EXPECT_LE(((*loaded)->EncodeText(ids, 99) - txt0).abs().max().item<double>(), 1e-5);
+
+  // A trainer checkpoint of an image-tower method: param/vision_model.* + a head + optimizer.
+  ClipModel trained(c);
+  std::map<std::string, torch::Tensor> ckpt;
+  for (const auto& p : trained->vision_model->named_parameters())
+    ckpt["param/vision_model." + p.key()] = p.value().detach() + 0.5;
+  ckpt["param/head.weight"] = torch::zeros({2, c.vision_width});
+  ckpt["adam_m/vision_model.post_layernorm.weight"] = torch::zeros({c.vision_width});
+  ASSERT_TRUE(WriteTensors(dir.path() + "/ckpt.safetensors", ckpt).ok());
+  int imported = 0;
+  ASSERT_TRUE(
+      ExportClipFromCheckpoint(dir.path() + "/ckpt.safetensors", c, dir.path() + "/ex", &imported)
+          .ok());
+  EXPECT_EQ(imported, static_cast<int>(trained->vision_model->named_parameters().size()));
+  auto ex = LoadHfClip(dir.path() + "/ex");
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  for (const auto& p : (*ex)->vision_model->named_parameters()) {
+    torch::Tensor want = ckpt["param/vision_model." + p.key()];
+    EXPECT_TRUE(torch::equal(p.value(), want)) << p.key();
+  }
+  // Mis-shaped, LoRA-only and unrelated checkpoints are refused.
+  ckpt["param/vision_model.post_layernorm.weight"] = torch::zeros({3});
+  ASSERT_TRUE(WriteTensors(dir.path() + "/bad.safetensors", ckpt).ok());
+  Status s = ExportClipFromCheckpoint(dir.path() + "/bad.safetensors", c, dir.path() + "/x");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("post_layernorm.weight"), std::string::npos) << s;
+  ASSERT_TRUE(WriteTensors(dir.path() + "/lora.safetensors",
+                           {{"param/vision_model.encoder.layers.0.self_attn.q_proj.lora_A",
+                             torch::zeros({8, c.vision_width})}})
+                  .ok());
+  s = ExportClipFromCheckpoint(dir.path() + "/lora.safetensors", c, dir.path() + "/x");
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("LoRA"), std::string::npos) << s;
+  ASSERT_TRUE(
+      WriteTensors(dir.path() + "/other.safetensors", {{"param/fc.weight", torch::zeros({2})}})
+          .ok());
+  s = ExportClipFromCheckpoint(dir.path() + "/other.safetensors", c, dir.path() + "/x");
+  EXPECT_EQ(s.code(), StatusCode::kNotFound);
+  EXPECT_FALSE(PathExists(dir.path() + "/x/model.safetensors"));
+}
+
 // ------------------------------------------------------------------------------------------
 struct LossFixture {
   Sd2Model model{nullptr};

@@ -15,6 +15,9 @@
 #include "coordinator/submit.h"
 #include "storage/store.h"
 #include "worker/comm/mpi_communicator.h"
+#ifdef SD2_HAVE_MODELS
+#include "worker/models/export.h"
+#endif
 #include "worker/runtime/runtime.h"
 
 namespace {
@@ -31,6 +34,9 @@ struct Flags {
   int group_size = 1;
   bool force = false;
   std::string config, out;
+#ifdef SD2_HAVE_MODELS
+  sd2::worker::models::ExportClipOptions export_clip;
+#endif
 };
 
 std::string ProcessorName() {
@@ -221,7 +227,29 @@ int main(int argc, char** argv) {
   run->add_option("--var", f.vars, "sweep variable NAME=VALUE");
   run->add_option("--scale-map", f.scale_map, "scale replacements");
   run->add_option("--override", f.override_json, "JSON merged into the trial config");
+#ifdef SD2_HAVE_MODELS
+  auto* exp = app.add_subcommand(
+      "export-clip",
+      "write a trained trial's CLIP towers as a Hugging Face folder (for pretrained=)");
+  exp->add_option("--checkpoint", f.export_clip.checkpoint, "checkpoint-*.safetensors of a trial")
+      ->required();
+  exp->add_option("--model", f.export_clip.model, "named config (tiny, vit_b16, ...) or HF folder")
+      ->required();
+  exp->add_option("--out", f.export_clip.out, "output folder")->required();
+  exp->add_option("--tokenizer", f.export_clip.tokenizer, "folder with vocab.json + merges.txt");
+#endif
   CLI11_PARSE(app, argc, argv);
+#ifdef SD2_HAVE_MODELS
+  if (*exp) {
+    auto summary = sd2::worker::models::ExportClip(f.export_clip);
+    if (!summary.ok()) {
+      std::cerr << "sd2-worker: export-clip: " << summary.status() << "\n";
+      return summary.status().code() == sd2::StatusCode::kInternal ? 1 : sd2::kExitBadInput;
+    }
+    std::cout << *summary << "\n";
+    return 0;
+  }
+#endif
 
   int provided = 0;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);

@@ -1,7 +1,5 @@
 #include "worker/train/sd2_method.h"
 
-#include <dlfcn.h>
-
 #include <algorithm>
 #include <random>
 #include <thread>
@@ -11,6 +9,7 @@
 #include "worker/data/loader.h"
 #ifdef SD2_HAVE_WORKER_DATA
 #include "worker/data/manifest.h"
+#include "worker/train/trial_data.h"
 #endif
 
 namespace sd2::worker::train {
@@ -28,24 +27,6 @@ template <typename T>
 T Hp(const nlohmann::json& hp, const char* key, T dflt) {
   if (!hp.contains(key) || hp[key].is_null()) return dflt;
   return hp[key].get<T>();
-}
-
-std::vector<std::string> StrList(const nlohmann::json& j, const char* key) {
-  std::vector<std::string> out;
-  if (j.contains(key) && j[key].is_array())
-    for (const auto& v : j[key]) out.push_back(v.get<std::string>());
-  if (j.contains(key) && j[key].is_string()) out.push_back(j[key].get<std::string>());
-  return out;
-}
-
-[[maybe_unused]] data::Filter FilterFrom(const nlohmann::json& j) {
-  data::Filter f;
-  f.datasets = StrList(j, "datasets");
-  f.subsets = StrList(j, "subsets");
-  f.splits = StrList(j, "splits");
-  for (const auto& s : StrList(j, "split")) f.splits.push_back(s);
-  f.types = StrList(j, "types");
-  return f;
 }
 
 }  // namespace
@@ -167,14 +148,7 @@ Status Sd2Method::Run(TrialContext& ctx) {
     const nlohmann::json abl = cfg.value("ablation", nlohmann::json::object());
     const nlohmann::json var = cfg.value("variant", nlohmann::json::object());
     const uint64_t seed = cfg.value("seed", uint64_t(0));
-    int threads = Hp<int>(hp, "threads", 0);
-    if (threads <= 0) threads = std::max(1, int(std::thread::hardware_concurrency()) / world);
-    torch::set_num_threads(threads);
-    // This LibTorch's OpenBLAS keeps its own pool (one thread per core) that set_num_threads
-    // does not reach: cap it too, or a "one thread" group keeps two cores busy.
-    if (auto* set_blas =
-            reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
-      set_blas(threads);
+    const int threads = ConfigureCpuThreads(Hp<int>(hp, "threads", 0), world);
 
     const data::ManifestReadOptions ro;
 
@@ -197,7 +171,7 @@ Status Sd2Method::Run(TrialContext& ctx) {
           const auto data = cfg.value("data", nlohmann::json::object());
           SD2_ASSIGN_OR_RETURN(auto recs,
                                data::ReadManifest(data.value("manifest", std::string()), ro));
-          data::Filter f = FilterFrom(data.value("train", nlohmann::json::object()));
+          data::Filter f = FilterFromJson(data.value("train", nlohmann::json::object()));
           std::vector<std::string> texts;
           SD2_ASSIGN_OR_RETURN(TypeLabels labels, PaperTypeLabels());
           for (const auto& l : labels) texts.insert(texts.end(), l.begin(), l.end());
@@ -292,11 +266,6 @@ Status Sd2Method::Run(TrialContext& ctx) {
     to.seed = seed;
     to.device = ctx.device;
     to.work_dir = ctx.work_dir;
-    const int64_t global_batch = Hp<int64_t>(hp, "batch_size", 512);
-    if (global_batch % world != 0 || global_batch < world)
-      return InvalidArgumentError("batch_size " + std::to_string(global_batch) +
-                                  " does not divide over " + std::to_string(world) + " ranks");
-
     const auto data = cfg.value("data", nlohmann::json::object());
     data::LoaderOptions base;
     base.manifest = data.value("manifest", std::string());
@@ -306,7 +275,7 @@ Status Sd2Method::Run(TrialContext& ctx) {
       // A scale above the matching records (small demo sets) trains on all of them; the
       // number actually used is recorded with the attempt.
       SD2_ASSIGN_OR_RETURN(auto recs, data::ReadManifest(base.manifest, ro));
-      data::Filter f = FilterFrom(data.value("train", nlohmann::json::object()));
+      data::Filter f = FilterFromJson(data.value("train", nlohmann::json::object()));
       int64_t n = 0;
       for (const auto& r : recs) n += data::Matches(f, r) ? 1 : 0;
       if (n > 0 && base.scale > n) {
@@ -322,31 +291,10 @@ Status Sd2Method::Run(TrialContext& ctx) {
                          data::AugmentPreset(Hp<std::string>(hp, "augment", "default")));
 
     Trainer trainer(to, &trainable, &ctx);
-    SD2_RETURN_IF_ERROR(trainer.Train([&](int64_t epoch, int64_t batch) {
-      data::LoaderOptions o = base;
-      o.filter = FilterFrom(data.value("train", nlohmann::json::object()));
-      o.rank = rank;
-      o.world = world;
-      o.batch_size = int(global_batch / world);
-      o.train = true;
-      o.epochs = to.total_steps > 0 ? (int64_t(1) << 40) : to.epochs;
-      o.start_epoch = epoch;
-      o.start_batch = batch;
-      return data::Loader::Open(o);
-    }));
-    // Evaluation on rank 0 (scores are reported by rank 0 only).
-    if (rank == 0 && cfg.contains("eval")) {
-      for (const auto& e : cfg["eval"]) {
-        data::LoaderOptions o = base;
-        o.filter = FilterFrom(e);
-        o.scale = 0;  // every record of the eval set
-        o.train = false;
-        o.batch_size = Hp<int>(hp, "eval_batch_size", 128);
-        SD2_ASSIGN_OR_RETURN(auto loader, data::Loader::Open(o));
-        SD2_RETURN_IF_ERROR(trainer.Evaluate(e.value("name", std::string("eval")), loader.get()));
-      }
-    }
-    return comm->Barrier();
+    return TrainThenEvaluate(trainer, base, data.value("train", nlohmann::json::object()),
+                             Hp<int64_t>(hp, "batch_size", 512),
+                             cfg.value("eval", nlohmann::json::array()),
+                             Hp<int>(hp, "eval_batch_size", 128), comm);
   } catch (const nlohmann::json::exception& e) {
     return InvalidArgumentError(std::string("sd2: bad trial config: ") + e.what());
   } catch (const c10::Error& e) {

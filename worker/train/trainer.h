@@ -94,6 +94,7 @@ class Trainer {
   Status Evaluate(const std::string& eval_set, data::Loader* loader);
   int64_t step() const { return step_; }
   int64_t total_steps() const { return total_steps_; }
+  const TrainerOptions& options() const { return o_; }
   double LearningRate(int64_t step) const;
   // Newest checkpoint path in work_dir, "" when none.
   std::string NewestCheckpoint() const;
