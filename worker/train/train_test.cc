@@ -248,8 +248,29 @@ TEST(TrainerTest, CorruptNewestCheckpointFallsBack) {
   EXPECT_EQ(ValidateTrainerOptions(bad).code(), StatusCode::kInvalidArgument);
 }
 
+// The trainer makes its work dir (sd2 trials run without one made beforehand).
+TEST(TrainerTest, CheckpointsIntoAWorkDirNotMadeYet) {
+  auto tok = TestTokenizer();
+  auto comm = MakeLocalCommunicator();
+  TempDir dir;
+  TrainerOptions o;
+  o.lr = 1e-3, o.total_steps = 1, o.work_dir = dir.path() + "/not/made/yet";
+  data::LoaderOptions lo;
+  lo.batch_size = 4, lo.image_size = 32, lo.epochs = 10;
+  TrialContext ctx;
+  ctx.comm = comm.get();
+  auto m = MakeSd2("tiny2", tok, 0, comm.get());
+  Trainer t(o, m.get(), &ctx);
+  ASSERT_TRUE(t.Train([&](int64_t e, int64_t b) -> StatusOr<std::unique_ptr<data::Loader>> {
+                 data::LoaderOptions x = lo;
+                 x.start_epoch = e, x.start_batch = b;
+                 return std::unique_ptr<data::Loader>(new SyntheticLoader(0, 8, x));
+               }).ok());
+  EXPECT_FALSE(t.NewestCheckpoint().empty());
+}
+
 TEST(TrainerTest, TinySd2ReachesHighAucOnSyntheticSet) {
-  torch::set_num_threads(2);
+  torch::set_num_threads(1);  // OpenMP's spinning pool loses 10x when ctest -j2 shares the cores
   auto tok = TestTokenizer();
   auto comm = MakeLocalCommunicator();
   TrainerOptions o;
@@ -390,9 +411,11 @@ TEST(Sd2MethodTest, LearnsSyntheticMmiDdThroughTheLoader) {
   std::printf("sd2 through the loader: %.1f s, in-domain AUC %.3f, cross-domain AUC %.3f\n", secs,
               auc_in, auc_cross);
   EXPECT_TRUE(std::isfinite(auc_in) && std::isfinite(auc_cross));
-  // Quality target (not met yet, docs/method.md "Tiny configs"): a random-init tiny SD² does
-  // not learn the synthetic traces in 30-150 steps at 32 px (in-domain AUC ~0.5-0.6). Run with
-  // SD2_TRAIN_QUALITY=1 to check it.
+  // From random weights a tiny SD² does not learn the synthetic traces in 30-150 steps at 32 px
+  // (in-domain AUC ~0.5-0.6; docs/method.md "Tiny configs"). The AUC >= 0.9 check of SD² on
+  // this set runs from a pretrained tiny encoder in
+  // BaselinesTrainTest.AdaptedMethodsLearnFromAPretrainedTinyEncoder; SD2_TRAIN_QUALITY=1 asks
+  // it of the random-init path here too.
   if (std::getenv("SD2_TRAIN_QUALITY")) {
     EXPECT_GE(auc_in, 0.9);
     EXPECT_GT(auc_cross, 0.5);

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "common/file_util.h"
 #include "worker/models/clip.h"
 #include "worker/models/safetensors.h"
 
@@ -96,6 +97,7 @@ std::string Trainer::NewestCheckpoint() const {
 
 Status Trainer::SaveCheckpoint() {
   if (o_.work_dir.empty() || ctx_->comm->rank() != 0) return OkStatus();
+  SD2_RETURN_IF_ERROR(MakeDirs(o_.work_dir));  // a method need not have made it
   std::map<std::string, torch::Tensor> t;
   for (auto& [name, p] : model_->TrainableParameters()) {
     t["param/" + name] = p.detach().to(torch::kCPU, torch::kFloat32);
