@@ -224,49 +224,52 @@ TEST(TrainerTest, ResumedRunIsBitIdenticalToUninterrupted) {
   for (auto& [k, v] : want) EXPECT_TRUE(torch::equal(v, got[k])) << k;
 }
 
-TEST(TrainerTest, CorruptNewestCheckpointFallsBack) {
+// One optimizer step of a tiny2 SD² on 8 synthetic samples with checkpoints in `work_dir`;
+// returns the trainer's step and newest checkpoint after Train().
+struct OneStep {
+  Status status;
+  int64_t step = 0;
+  std::string checkpoint;
+};
+OneStep TrainOneStep(const std::string& work_dir) {
   auto tok = TestTokenizer();
   auto comm = MakeLocalCommunicator();
-  TempDir dir;
-  ASSERT_TRUE(WriteFileAtomic(dir.path() + "/checkpoint-0000000009.safetensors", "garbage").ok());
   TrainerOptions o;
-  o.lr = 1e-3, o.total_steps = 1, o.work_dir = dir.path();
+  o.lr = 1e-3, o.total_steps = 1, o.work_dir = work_dir;
   data::LoaderOptions lo;
   lo.batch_size = 4, lo.image_size = 32, lo.epochs = 10;
   TrialContext ctx;
   ctx.comm = comm.get();
   auto m = MakeSd2("tiny2", tok, 0, comm.get());
   Trainer t(o, m.get(), &ctx);
-  ASSERT_TRUE(t.Train([&](int64_t e, int64_t b) -> StatusOr<std::unique_ptr<data::Loader>> {
-                 data::LoaderOptions x = lo;
-                 x.start_epoch = e, x.start_batch = b;
-                 return std::unique_ptr<data::Loader>(new SyntheticLoader(0, 8, x));
-               }).ok());
-  EXPECT_EQ(t.step(), 1);
-  TrainerOptions bad = o;
+  OneStep r;
+  r.status = t.Train([&](int64_t e, int64_t b) -> StatusOr<std::unique_ptr<data::Loader>> {
+    data::LoaderOptions x = lo;
+    x.start_epoch = e, x.start_batch = b;
+    return std::unique_ptr<data::Loader>(new SyntheticLoader(0, 8, x));
+  });
+  r.step = t.step();
+  r.checkpoint = t.NewestCheckpoint();
+  return r;
+}
+
+TEST(TrainerTest, CorruptNewestCheckpointFallsBack) {
+  TempDir dir;
+  ASSERT_TRUE(WriteFileAtomic(dir.path() + "/checkpoint-0000000009.safetensors", "garbage").ok());
+  OneStep r = TrainOneStep(dir.path());
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.step, 1);
+  TrainerOptions bad;
   bad.schedule = "step";
   EXPECT_EQ(ValidateTrainerOptions(bad).code(), StatusCode::kInvalidArgument);
 }
 
 // The trainer makes its work dir (sd2 trials run without one made beforehand).
 TEST(TrainerTest, CheckpointsIntoAWorkDirNotMadeYet) {
-  auto tok = TestTokenizer();
-  auto comm = MakeLocalCommunicator();
   TempDir dir;
-  TrainerOptions o;
-  o.lr = 1e-3, o.total_steps = 1, o.work_dir = dir.path() + "/not/made/yet";
-  data::LoaderOptions lo;
-  lo.batch_size = 4, lo.image_size = 32, lo.epochs = 10;
-  TrialContext ctx;
-  ctx.comm = comm.get();
-  auto m = MakeSd2("tiny2", tok, 0, comm.get());
-  Trainer t(o, m.get(), &ctx);
-  ASSERT_TRUE(t.Train([&](int64_t e, int64_t b) -> StatusOr<std::unique_ptr<data::Loader>> {
-                 data::LoaderOptions x = lo;
-                 x.start_epoch = e, x.start_batch = b;
-                 return std::unique_ptr<data::Loader>(new SyntheticLoader(0, 8, x));
-               }).ok());
-  EXPECT_FALSE(t.NewestCheckpoint().empty());
+  OneStep r = TrainOneStep(dir.path() + "/not/made/yet");
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.checkpoint, dir.path() + "/not/made/yet/checkpoint-0000000001.safetensors");
 }
 
 TEST(TrainerTest, TinySd2ReachesHighAucOnSyntheticSet) {
