@@ -18,6 +18,7 @@
 #include "common/file_util.h"
 #include "coordinator/client.h"
 #include "coordinator/submit.h"
+#include "tests/slurm/slurm_fixture.h"
 
 namespace sd2::cluster {
 namespace {
@@ -26,39 +27,11 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const char* kSweep = R"(name = "slurm_groups_smoke"
-methods = ["smoke"]
-scales = [100]
-seeds = [0]
-
-[data]
-manifest = "${DIR}/manifest.jsonl"
-
-[[eval]]
-name = "smoke-eval"
-split = "test"
-)";
-
-class GroupsSweepTest : public ::testing::Test {
+class GroupsSweepTest : public testing::SlurmClusterTest {
  protected:
   void SetUp() override {
-    const char* worker = std::getenv("SD2_WORKER_BIN");
-    const char* coordinator = std::getenv("SD2_COORDINATOR_BIN");
-    if (!worker || !coordinator || !fs::exists(worker) || !fs::exists(coordinator)) {
-      GTEST_SKIP() << "SD2_WORKER_BIN / SD2_COORDINATOR_BIN do not name built binaries";
-    }
-    worker_ = worker;
-    coordinator_ = coordinator;
-    char tmpl[] = "/tmp/sd2-slurm-groups-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    std::string slurm_dir = dir_ + "/slurm";
-    setenv("SD2_SLURM_DIR", slurm_dir.c_str(), 1);
-    setenv("SLURM_CONF", (slurm_dir + "/slurm.conf").c_str(), 1);
-    auto r = runner_.Run({std::string(SD2_SOURCE_DIR) + "/scripts/slurm/start.sh"}, seconds(60));
-    ASSERT_TRUE(r.ok()) << r.status();
-    if (r->exit_code == 77) GTEST_SKIP() << "Slurm is not installed: " << r->err;
-    started_ = true;
-    ASSERT_EQ(r->exit_code, 0) << r->out << r->err;
+    StartSlurm("sd2-slurm-groups", {"SD2_WORKER_BIN", "SD2_COORDINATOR_BIN"});
+    if (binaries_.size() == 2) worker_ = binaries_[0], coordinator_ = binaries_[1];
   }
   void TearDown() override {
     if (coordinator_pid_ > 0) {
@@ -69,25 +42,14 @@ class GroupsSweepTest : public ::testing::Test {
         std::this_thread::sleep_for(milliseconds(10));
       }
     }
-    if (started_) {
-      auto r = runner_.Run({std::string(SD2_SOURCE_DIR) + "/scripts/slurm/stop.sh"}, seconds(60));
-      EXPECT_TRUE(r.ok() && r->exit_code == 0);
-    }
-    if (!dir_.empty()) fs::remove_all(dir_);
+    StopSlurm();
   }
-
   std::string Query(const std::string& sql) {
-    auto r = runner_.Run({"sqlite3", dir_ + "/coord.db", sql});
-    if (!r.ok() || r->exit_code != 0) return "<error>";
-    std::string out = r->out;
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
+    return SlurmClusterTest::Query(dir_ + "/coord.db", sql);
   }
 
-  SystemCommandRunner runner_;
-  std::string worker_, coordinator_, dir_;
+  std::string worker_, coordinator_;
   int64_t coordinator_pid_ = -1;
-  bool started_ = false;
 };
 
 TEST_F(GroupsSweepTest, PreemptedGroupIsReplacedAndTheTrialResumes) {
@@ -98,7 +60,8 @@ TEST_F(GroupsSweepTest, PreemptedGroupIsReplacedAndTheTrialResumes) {
   coordinator_pid_ = *pid;
 
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/manifest.jsonl", "").ok());
-  ASSERT_TRUE(WriteFileAtomic(dir_ + "/smoke.toml", kSweep).ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(dir_ + "/smoke.toml", testing::SmokeSweep("slurm_groups_smoke")).ok());
   auto options = coordinator::ParseExpandFlags(
       {"DIR=" + dir_}, "", R"({"hparams":{"duration_s":15,"steps":30,"checkpoint_every":1}})");
   ASSERT_TRUE(options.ok()) << options.status();

@@ -14,6 +14,7 @@
 #include "cluster/slurm_launcher.h"
 #include "cluster/slurm_script.h"
 #include "common/file_util.h"
+#include "tests/slurm/slurm_fixture.h"
 
 namespace sd2::cluster {
 namespace {
@@ -22,63 +23,23 @@ namespace fs = std::filesystem;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-const char* kSweep = R"(name = "slurm_smoke"
-methods = ["smoke"]
-scales = [100]
-seeds = [0]
-
-[data]
-manifest = "${DIR}/manifest.jsonl"
-
-[[eval]]
-name = "smoke-eval"
-split = "test"
-)";
-
-class SmokeSweepTest : public ::testing::Test {
+class SmokeSweepTest : public testing::SlurmClusterTest {
  protected:
   void SetUp() override {
-    const char* worker = std::getenv("SD2_WORKER_BIN");
-    if (!worker || !fs::exists(worker)) {
-      GTEST_SKIP() << "SD2_WORKER_BIN does not name a built sd2-worker (ctest sets it)";
-    }
-    worker_ = worker;
-    char tmpl[] = "/tmp/sd2-slurm-smoke-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    std::string slurm_dir = dir_ + "/slurm";
-    setenv("SD2_SLURM_DIR", slurm_dir.c_str(), 1);
-    setenv("SLURM_CONF", (slurm_dir + "/slurm.conf").c_str(), 1);
-    auto r = runner_.Run({std::string(SD2_SOURCE_DIR) + "/scripts/slurm/start.sh"}, seconds(60));
-    ASSERT_TRUE(r.ok()) << r.status();
-    if (r->exit_code == 77) GTEST_SKIP() << "Slurm is not installed: " << r->err;
-    started_ = true;
-    ASSERT_EQ(r->exit_code, 0) << r->out << r->err;
+    StartSlurm("sd2-slurm-smoke", {"SD2_WORKER_BIN"});
+    if (!binaries_.empty()) worker_ = binaries_[0];
   }
-  void TearDown() override {
-    if (started_) {
-      auto r = runner_.Run({std::string(SD2_SOURCE_DIR) + "/scripts/slurm/stop.sh"}, seconds(60));
-      EXPECT_TRUE(r.ok() && r->exit_code == 0);
-    }
-    if (!dir_.empty()) fs::remove_all(dir_);
-  }
-
-  // `sqlite3 DB SQL` -> its output, trimmed of the final newline.
+  void TearDown() override { StopSlurm(); }
   std::string Query(const std::string& sql) {
-    auto r = runner_.Run({"sqlite3", dir_ + "/sd2.db", sql});
-    if (!r.ok() || r->exit_code != 0) return "<error>";
-    std::string out = r->out;
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    return out;
+    return SlurmClusterTest::Query(dir_ + "/sd2.db", sql);
   }
 
-  SystemCommandRunner runner_;
-  std::string worker_, dir_;
-  bool started_ = false;
+  std::string worker_;
 };
 
 TEST_F(SmokeSweepTest, PreemptedAllocationRequeuesAndResumesTheTrial) {
   ASSERT_TRUE(WriteFileAtomic(dir_ + "/manifest.jsonl", "").ok());
-  ASSERT_TRUE(WriteFileAtomic(dir_ + "/smoke.toml", kSweep).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/smoke.toml", testing::SmokeSweep("slurm_smoke")).ok());
   AllocationSpec a;
   a.name = "slurm_smoke";
   a.sweep_file = dir_ + "/smoke.toml";
