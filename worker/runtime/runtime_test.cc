@@ -1,6 +1,7 @@
 // The worker runtime against an in-process coordinator (real Core + Server on loopback), and
 // the smoke method on a local communicator.
 #include "worker/runtime/runtime.h"
+#include "worker/runtime/blas_setup.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -246,6 +247,14 @@ TEST_F(RuntimeTest, RunLocalWritesMetricsAndScores) {
   Status u = RunLocal(unknown, "x", out, comm.get());
   EXPECT_EQ(u.code(), StatusCode::kNotFound);
   EXPECT_NE(u.message().find("unknown method 'nope'"), std::string::npos);
+}
+
+TEST(BlasSetupTest, PicksKernelsOnlyWhenOpenBlasFellBack) {
+  EXPECT_EQ(BetterBlasCoretype("Prescott", true, true), "SkylakeX");
+  EXPECT_EQ(BetterBlasCoretype("Prescott", false, true), "Haswell");
+  EXPECT_EQ(BetterBlasCoretype("Prescott", false, false), "");
+  EXPECT_EQ(BetterBlasCoretype("Haswell", true, true), "");  // OpenBLAS knew the CPU
+  EXPECT_EQ(BetterBlasCoretype("", true, true), "");
 }
 
 }  // namespace
