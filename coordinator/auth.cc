@@ -1,6 +1,9 @@
 #include "coordinator/auth.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -413,6 +416,215 @@ void ZapHandler::Loop(zmq::socket_t* socket) {
       log_(std::string("sd2 auth: ZAP handler: ") + e.what());
     }
   }
+}
+
+// ---- HandshakeMonitor ----
+
+namespace {
+
+constexpr int kMonitoredEvents =
+    ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+
+// The port at the end of "tcp://HOST:PORT" (-1 if none).
+int EndpointPort(const std::string& endpoint) {
+  size_t colon = endpoint.rfind(':');
+  if (colon == std::string::npos || colon + 1 >= endpoint.size()) return -1;
+  int port = 0;
+  for (size_t i = colon + 1; i < endpoint.size(); ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(endpoint[i])) || port > 65535) return -1;
+    port = port * 10 + (endpoint[i] - '0');
+  }
+  return port;
+}
+
+// The peer of the connection `fd` that the server accepted on `local_endpoint` (the address
+// frame of ZMQ_EVENT_ACCEPTED): "tcp://IP:PORT", or "ipc (pid P, uid U)". Empty when `fd` is no
+// longer that connection (closed, or reused by a socket with another local port).
+std::string PeerOfAcceptedFd(int fd, const std::string& local_endpoint) {
+  sockaddr_storage local{}, peer{};
+  socklen_t local_len = sizeof(local), peer_len = sizeof(peer);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+      ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len) != 0 ||
+      local.ss_family != peer.ss_family) {
+    return "";
+  }
+  char host[INET6_ADDRSTRLEN] = {0};
+  if (peer.ss_family == AF_INET) {
+    const auto* l = reinterpret_cast<const sockaddr_in*>(&local);
+    const auto* p = reinterpret_cast<const sockaddr_in*>(&peer);
+    if (ntohs(l->sin_port) != EndpointPort(local_endpoint)) return "";
+    if (::inet_ntop(AF_INET, &p->sin_addr, host, sizeof(host)) == nullptr) return "";
+    return "tcp://" + std::string(host) + ":" + std::to_string(ntohs(p->sin_port));
+  }
+  if (peer.ss_family == AF_INET6) {
+    const auto* l = reinterpret_cast<const sockaddr_in6*>(&local);
+    const auto* p = reinterpret_cast<const sockaddr_in6*>(&peer);
+    if (ntohs(l->sin6_port) != EndpointPort(local_endpoint)) return "";
+    if (::inet_ntop(AF_INET6, &p->sin6_addr, host, sizeof(host)) == nullptr) return "";
+    return "tcp://[" + std::string(host) + "]:" + std::to_string(ntohs(p->sin6_port));
+  }
+  if (peer.ss_family == AF_UNIX) {
+    if (local_endpoint.rfind("ipc://", 0) != 0) return "";
+    ucred cred{};
+    socklen_t cred_len = sizeof(cred);
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) return "ipc";
+    return "ipc (pid " + std::to_string(cred.pid) + ", uid " + std::to_string(cred.uid) + ")";
+  }
+  return "";
+}
+
+std::string ProtocolErrorName(uint32_t code) {
+  switch (code) {
+    case ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+      return "security mechanism mismatch (a peer without CURVE keys, or a CURVE peer of a "
+             "coordinator without keys)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+      return "cryptographic error (the peer does not use this coordinator's public key, or "
+             "its handshake is damaged)";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_UNEXPECTED_COMMAND:
+      return "unexpected ZMTP command";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_INVALID_SEQUENCE:
+      return "invalid ZMTP command sequence";
+    case ZMQ_PROTOCOL_ERROR_ZMTP_KEY_EXCHANGE:
+      return "key exchange failed";
+    default:
+      break;
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "ZMTP protocol error 0x%08x", static_cast<unsigned>(code));
+  return buf;
+}
+
+std::string HandshakeFailure(uint16_t event, uint32_t value) {
+  switch (event) {
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      return ProtocolErrorName(value);
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      return "refused by the ZAP allow-list (status " + std::to_string(value) + ")";
+    default:
+      // E.g. a peer without CURVE keys that saw the coordinator's CURVE greeting and hung up.
+      return std::string("handshake did not complete (") + std::strerror(static_cast<int>(value)) +
+             "): the peer hung up or stalled mid-handshake (a peer without CURVE keys, or with "
+             "another security mechanism, does this)";
+  }
+}
+
+}  // namespace
+
+HandshakeMonitor::HandshakeMonitor(zmq::socket_t* socket, LogFn log)
+    : socket_(socket), log_(std::move(log)) {
+  if (!log_) log_ = [](const std::string& line) { std::cerr << line << std::endl; };
+}
+
+StatusOr<std::unique_ptr<HandshakeMonitor>> HandshakeMonitor::Start(zmq::context_t* ctx,
+                                                                    zmq::socket_t* socket,
+                                                                    LogFn log) {
+  std::unique_ptr<HandshakeMonitor> m(new HandshakeMonitor(socket, std::move(log)));
+  char endpoint[80];
+  std::snprintf(endpoint, sizeof(endpoint), "inproc://sd2-handshake-monitor-%p",
+                static_cast<void*>(m.get()));
+  if (zmq_socket_monitor(socket->handle(), endpoint, kMonitoredEvents) != 0) {
+    m->socket_ = nullptr;  // nothing to stop
+    return UnavailableError(std::string("socket monitor: ") + zmq_strerror(zmq_errno()));
+  }
+  try {
+    m->pair_ = std::make_unique<zmq::socket_t>(*ctx, zmq::socket_type::pair);
+    m->pair_->set(zmq::sockopt::linger, 0);
+    m->pair_->connect(endpoint);
+  } catch (const zmq::error_t& e) {
+    return UnavailableError(std::string("socket monitor: cannot connect ") + endpoint + ": " +
+                            e.what());
+  }
+  HandshakeMonitor* raw = m.get();
+  m->thread_ = std::thread([raw]() { raw->Loop(); });
+  return m;
+}
+
+HandshakeMonitor::~HandshakeMonitor() {
+  // Stop the events first, then read those already queued and end the thread.
+  if (socket_ != nullptr) zmq_socket_monitor(socket_->handle(), nullptr, 0);
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+  pair_.reset();
+}
+
+HandshakeMonitor::Counts HandshakeMonitor::counts() const {
+  Counts c;
+  c.no_detail = no_detail_.load();
+  c.protocol = protocol_.load();
+  c.auth = auth_.load();
+  return c;
+}
+
+void HandshakeMonitor::Loop() {
+  while (true) {
+    bool stopping = stop_.load();
+    try {
+      zmq::pollitem_t item{pair_->handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(stopping ? 0 : 50));
+      if (item.revents & ZMQ_POLLIN) {
+        // Frame 1: uint16 event + uint32 value; frame 2: the endpoint.
+        zmq::message_t event, address;
+        if (!pair_->recv(event, zmq::recv_flags::none)) continue;
+        if (event.more()) (void)pair_->recv(address, zmq::recv_flags::none);
+        if (event.size() >= 6) {
+          uint16_t id;
+          uint32_t value;
+          std::memcpy(&id, event.data(), sizeof(id));
+          std::memcpy(&value, static_cast<const char*>(event.data()) + sizeof(id), sizeof(value));
+          HandleEvent(id, value, address.to_string());
+        }
+        continue;
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() == ETERM) break;
+      log_(std::string("sd2 auth: handshake monitor: ") + e.what());
+      if (stopping) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    if (stopping) break;
+  }
+  if (!pending_.empty()) FlushPending("");
+}
+
+void HandshakeMonitor::HandleEvent(uint16_t event, uint32_t value, const std::string& endpoint) {
+  int fd = static_cast<int>(value);
+  switch (event) {
+    case ZMQ_EVENT_ACCEPTED:
+      peers_[fd] = PeerOfAcceptedFd(fd, endpoint);
+      return;
+    case ZMQ_EVENT_DISCONNECTED: {
+      std::string peer;
+      if (auto it = peers_.find(fd); it != peers_.end()) {
+        peer = it->second;
+        peers_.erase(it);
+      }
+      if (!pending_.empty()) FlushPending(peer);
+      return;
+    }
+    case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      ++no_detail_;
+      break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      ++protocol_;
+      break;
+    case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+      ++auth_;
+      break;
+    default:
+      return;
+  }
+  if (!pending_.empty()) FlushPending("");  // the previous failure's disconnect never came
+  pending_ = HandshakeFailure(event, value);
+}
+
+void HandshakeMonitor::FlushPending(const std::string& peer) {
+  log_("sd2 auth: handshake failed with " +
+       (peer.empty() ? std::string("peer (address unknown)") : "peer " + peer) + ": " + pending_);
+  pending_.clear();
+  ++logged_;
 }
 
 }  // namespace sd2::coordinator

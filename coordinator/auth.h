@@ -15,14 +15,19 @@
 //   SD2_RETURN_IF_ERROR(sd2::coordinator::CheckBindAllowed("tcp://0.0.0.0:5557", curve));
 //   ServerOptions o; o.curve = curve;   // Server::Bind starts the ZAP handler and sets CURVE
 //
-// Thread-safety: the free functions are thread-compatible; a ZapHandler runs its own thread and
-// its counters may be read from any thread.
+// A HandshakeMonitor (zmq_socket_monitor on the coordinator's ROUTER socket) logs and counts
+// every failed ZMTP handshake, including peers that fail CURVE before ZAP is asked (no keys, a
+// wrong coordinator key).
+//
+// Thread-safety: the free functions are thread-compatible; a ZapHandler and a HandshakeMonitor
+// each run their own thread and their counters may be read from any thread.
 #ifndef SD2_COORDINATOR_AUTH_H_
 #define SD2_COORDINATOR_AUTH_H_
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -130,6 +135,65 @@ class ZapHandler {
   std::atomic<int64_t> denied_{0};
   std::unique_ptr<zmq::socket_t> socket_;
   std::thread thread_;
+};
+
+// Watches the ZMTP handshakes of one server socket through a ZeroMQ socket monitor
+// (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL / _PROTOCOL / _AUTH, libzmq >= 4.3) on its own thread.
+// Every failed handshake is counted at once and logged as one line:
+//   sd2 auth: handshake failed with peer tcp://10.0.0.7:51234: REASON
+// A peer without CURVE keys gives "security mechanism mismatch", a wrong coordinator public key
+// "cryptographic error", a key outside the allow-list "refused by the ZAP handler (status
+// 400)", a peer that hangs up or times out mid-handshake "handshake did not complete".
+//
+// The peer's address: libzmq 4.3's monitor events name the listening endpoint, not the peer,
+// and a failure event carries no file descriptor. The monitor therefore looks the peer up
+// (getpeername) when it sees the connection accepted (ZMQ_EVENT_ACCEPTED carries the fd) and
+// logs the failure when that connection's ZMQ_EVENT_DISCONNECTED follows it (libzmq emits the
+// two back to back from the connection's I/O thread). A connection that is already closed when
+// the monitor reads its ACCEPTED event is logged as "peer (address unknown)".
+class HandshakeMonitor {
+ public:
+  using LogFn = std::function<void(const std::string&)>;
+  struct Counts {
+    int64_t no_detail = 0;  // hung up or timed out mid-handshake
+    int64_t protocol = 0;   // ZMTP/CURVE protocol errors (mechanism mismatch, bad crypto)
+    int64_t auth = 0;       // refused by ZAP
+    int64_t total() const { return no_detail + protocol + auth; }
+  };
+  // Starts monitoring `socket` (call before it binds; `ctx` is its context). Both must outlive
+  // the monitor, and the destructor, which stops monitoring, must run on the thread that owns
+  // `socket` or when no other thread uses it. `log` defaults to stderr.
+  static StatusOr<std::unique_ptr<HandshakeMonitor>> Start(zmq::context_t* ctx,
+                                                           zmq::socket_t* socket,
+                                                           LogFn log = nullptr);
+  ~HandshakeMonitor();
+  HandshakeMonitor(const HandshakeMonitor&) = delete;
+  HandshakeMonitor& operator=(const HandshakeMonitor&) = delete;
+
+  Counts counts() const;
+  int64_t failures() const { return counts().total(); }
+  // Failures logged so far (a failure is logged when its connection's disconnect is seen).
+  int64_t logged() const { return logged_.load(); }
+
+ private:
+  HandshakeMonitor(zmq::socket_t* socket, LogFn log);
+  void Loop();
+  void HandleEvent(uint16_t event, uint32_t value, const std::string& endpoint);
+  void FlushPending(const std::string& peer);
+
+  zmq::socket_t* socket_;  // the monitored socket (not owned)
+  LogFn log_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int64_t> no_detail_{0};
+  std::atomic<int64_t> protocol_{0};
+  std::atomic<int64_t> auth_{0};
+  std::atomic<int64_t> logged_{0};
+  std::unique_ptr<zmq::socket_t> pair_;  // receives the monitor's events
+  std::thread thread_;
+  // Monitor thread only: peer addresses of accepted connections by fd, and the reason of a
+  // failure whose disconnect has not been seen yet.
+  std::map<int, std::string> peers_;
+  std::string pending_;
 };
 
 }  // namespace sd2::coordinator

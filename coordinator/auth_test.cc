@@ -1,14 +1,17 @@
 // CURVE keys, allow-lists, the bind policy, and end-to-end authentication through the ZAP
-// handler: an allowed client is served; a client without keys or with an unknown key gets no
-// reply and nothing it sent reaches the store.
+// handler and the handshake monitor: an allowed client is served; a client without keys, with
+// a wrong coordinator key or with an unknown key gets no reply, is logged with its address and
+// the reason, and nothing it sent reaches the store.
 #include "coordinator/auth.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <zmq.hpp>
@@ -146,6 +149,10 @@ class AuthServerTest : public ::testing::Test {
     ServerOptions o;
     o.bind = "tcp://127.0.0.1:*";
     o.curve = *curve;
+    o.auth_log = [this](const std::string& line) {
+      std::lock_guard<std::mutex> l(log_mu_);
+      log_.push_back(line);
+    };
     server_ = std::make_unique<Server>(core_.get(), o);
     ASSERT_TRUE(server_->Bind().ok());
     thread_ = std::thread([this] { run_status_ = server_->Run(); });
@@ -178,6 +185,41 @@ class AuthServerTest : public ::testing::Test {
     EXPECT_TRUE(n.ok()) << n.status();
     return n.ok() ? *n : -1;
   }
+  // Waits up to 10 s (sanitizer builds are slow) for `done`.
+  static bool WaitFor(const std::function<bool()>& done) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return true;
+  }
+  std::vector<std::string> Log() {
+    std::lock_guard<std::mutex> l(log_mu_);
+    return log_;
+  }
+  // The log lines that contain every one of `parts`.
+  std::vector<std::string> LogLinesWith(const std::vector<std::string>& parts) {
+    std::vector<std::string> out;
+    for (const auto& line : Log()) {
+      bool all = true;
+      for (const auto& p : parts) all = all && line.find(p) != std::string::npos;
+      if (all) out.push_back(line);
+    }
+    return out;
+  }
+  std::string LogText() {
+    std::string all;
+    for (const auto& line : Log()) all += line + "\n";
+    return all;
+  }
+  // A refused client must leave no trace in the store or the Core.
+  void ExpectStoreUntouched(int64_t events_before) {
+    EXPECT_EQ(Rows("sweeps"), 0);
+    EXPECT_EQ(Rows("trials"), 0);
+    EXPECT_EQ(Rows("events"), events_before);
+    EXPECT_EQ(core_->counters().messages, 0);
+  }
 
   fs::path dir_;
   SystemClock clock_;
@@ -186,6 +228,8 @@ class AuthServerTest : public ::testing::Test {
   std::unique_ptr<Server> server_;
   std::thread thread_;
   Status run_status_;
+  std::mutex log_mu_;
+  std::vector<std::string> log_;
 };
 
 TEST_F(AuthServerTest, AllowedClientIsServed) {
@@ -198,6 +242,8 @@ TEST_F(AuthServerTest, AllowedClientIsServed) {
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   EXPECT_EQ(submitted->queued, 1);
   EXPECT_EQ(Rows("sweeps"), 1);
+  EXPECT_EQ(server_->handshake_failures().total(), 0) << LogText();
+  EXPECT_EQ(server_->zap_refusals(), 0);
 }
 
 TEST_F(AuthServerTest, ClientKeysFromTheEnvironment) {
@@ -216,15 +262,50 @@ TEST_F(AuthServerTest, ClientKeysFromTheEnvironment) {
   EXPECT_NE(m.status().message().find("SD2_KEYS_DIR"), std::string::npos) << m.status();
 }
 
-TEST_F(AuthServerTest, ClientWithoutKeysGetsNothingAndStoreIsUntouched) {
+// A peer without keys fails the CURVE handshake before ZAP is asked: only the handshake
+// monitor sees it.
+TEST_F(AuthServerTest, ClientWithoutKeysIsRefusedLoggedAndStoreIsUntouched) {
   int64_t events = Rows("events");
   Client c(server_->endpoint(), {0.3, 0.6});
   auto r = c.Call(OneTrial());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status();
-  EXPECT_EQ(Rows("sweeps"), 0);
-  EXPECT_EQ(Rows("trials"), 0);
-  EXPECT_EQ(Rows("events"), events);
-  EXPECT_EQ(core_->counters().messages, 0);
+  ASSERT_TRUE(WaitFor([&] { return server_->handshake_failures_logged() >= 1; })) << LogText();
+  // Whichever side reads the other's greeting first: the coordinator sees the mechanism
+  // mismatch, or the client hangs up on the coordinator's CURVE greeting.
+  auto failures = server_->handshake_failures();
+  EXPECT_GE(failures.protocol + failures.no_detail, 1);
+  EXPECT_EQ(failures.auth, 0);
+  EXPECT_EQ(server_->zap_refusals(), 0);
+  auto mismatch = LogLinesWith({"sd2 auth: handshake failed with peer", "mechanism mismatch"});
+  auto hung_up = LogLinesWith({"sd2 auth: handshake failed with peer", "did not complete"});
+  EXPECT_GE(mismatch.size() + hung_up.size(), 1u) << LogText();
+  // The client retried on fresh connections; the peer address is known for (at least) one.
+  EXPECT_FALSE(LogLinesWith({"with peer tcp://127.0.0.1:"}).empty()) << LogText();
+  ExpectStoreUntouched(events);
+}
+
+// A client with an allowed key pair but a wrong coordinator public key: its HELLO cannot be
+// opened (a CURVE cryptographic error), again before ZAP.
+TEST_F(AuthServerTest, WrongServerKeyIsRefusedLoggedAndStoreIsUntouched) {
+  auto curve = LoadClientCurve((dir_ / "keys").string(), "worker");
+  ASSERT_TRUE(curve.ok()) << curve.status();
+  auto impostor = GenerateKeyPair();
+  ASSERT_TRUE(impostor.ok());
+  curve->server_public_key = impostor->public_key;
+  ClientOptions co{0.3, 0.6};
+  co.curve = *curve;
+  int64_t events = Rows("events");
+  Client c(server_->endpoint(), co);
+  auto r = c.Call(OneTrial());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status();
+  ASSERT_TRUE(WaitFor([&] { return server_->handshake_failures_logged() >= 1; })) << LogText();
+  EXPECT_GE(server_->handshake_failures().protocol, 1);
+  EXPECT_EQ(server_->zap_refusals(), 0);
+  EXPECT_FALSE(
+      LogLinesWith({"sd2 auth: handshake failed with peer", "cryptographic error"}).empty())
+      << LogText();
+  EXPECT_FALSE(LogLinesWith({"peer tcp://127.0.0.1:", "cryptographic error"}).empty()) << LogText();
+  ExpectStoreUntouched(events);
 }
 
 TEST_F(AuthServerTest, UnknownKeyIsRefusedLoggedAndStoreIsUntouched) {
@@ -242,10 +323,16 @@ TEST_F(AuthServerTest, UnknownKeyIsRefusedLoggedAndStoreIsUntouched) {
   Client c(server_->endpoint(), co);
   auto r = c.Call(OneTrial());
   EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status();
-  EXPECT_EQ(Rows("sweeps"), 0);
-  EXPECT_EQ(Rows("trials"), 0);
-  EXPECT_EQ(Rows("events"), events);
-  EXPECT_EQ(core_->counters().messages, 0);
+  // Refused by ZAP (logged with the key) and seen by the handshake monitor.
+  ASSERT_TRUE(WaitFor([&] { return server_->handshake_failures_logged() >= 1; })) << LogText();
+  EXPECT_GE(server_->zap_refusals(), 1);
+  EXPECT_GE(server_->handshake_failures().auth, 1);
+  EXPECT_FALSE(LogLinesWith({"sd2 auth: refused peer 127.0.0.1", curve->keys.public_key}).empty())
+      << LogText();
+  EXPECT_FALSE(
+      LogLinesWith({"sd2 auth: handshake failed with peer", "ZAP allow-list (status 400)"}).empty())
+      << LogText();
+  ExpectStoreUntouched(events);
 }
 
 TEST(AuthZap, HandlerCountsAndLogsRefusals) {

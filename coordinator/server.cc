@@ -90,6 +90,8 @@ struct Server::Impl {
   asio::steady_timer timer;
   std::string endpoint;
   std::unique_ptr<ZapHandler> zap;  // closed before ctx
+  // Declared last: stops monitoring `socket` before anything else is destroyed.
+  std::unique_ptr<HandshakeMonitor> monitor;
 };
 
 Server::Server(Core* core, ServerOptions options)
@@ -110,9 +112,14 @@ Status Server::Bind() {
     impl_->socket.set(zmq::sockopt::sndhwm, 100000);
     impl_->socket.set(zmq::sockopt::rcvhwm, 100000);
     SD2_RETURN_IF_ERROR(CheckBindAllowed(impl_->options.bind, impl_->options.curve));
+    if (!impl_->monitor) {
+      SD2_ASSIGN_OR_RETURN(impl_->monitor, HandshakeMonitor::Start(&impl_->ctx, &impl_->socket,
+                                                                   impl_->options.auth_log));
+    }
     if (impl_->options.curve.enabled()) {
       SD2_ASSIGN_OR_RETURN(impl_->zap,
-                           ZapHandler::Start(&impl_->ctx, impl_->options.curve.allowed_clients));
+                           ZapHandler::Start(&impl_->ctx, impl_->options.curve.allowed_clients,
+                                             impl_->options.auth_log));
       SD2_RETURN_IF_ERROR(ApplyServerCurve(impl_->socket, impl_->options.curve));
     }
     impl_->socket.bind(impl_->options.bind);
@@ -140,6 +147,16 @@ Status Server::Run() {
   }
   return OkStatus();
 }
+
+HandshakeMonitor::Counts Server::handshake_failures() const {
+  return impl_->monitor ? impl_->monitor->counts() : HandshakeMonitor::Counts{};
+}
+
+int64_t Server::handshake_failures_logged() const {
+  return impl_->monitor ? impl_->monitor->logged() : 0;
+}
+
+int64_t Server::zap_refusals() const { return impl_->zap ? impl_->zap->denied() : 0; }
 
 void Server::Stop() {
   asio::post(impl_->io, [this]() { impl_->io.stop(); });

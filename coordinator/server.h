@@ -33,6 +33,9 @@ struct ServerOptions {
   // CURVE keys and client allow-list (coordinator/auth.h). Without keys, Bind refuses any
   // endpoint but loopback and ipc.
   ServerCurve curve = {};
+  // Where refused peers and failed handshakes are logged (ZapHandler, HandshakeMonitor); stderr
+  // when empty. Called from their threads.
+  std::function<void(const std::string&)> auth_log;
 };
 
 class Server {
@@ -44,6 +47,11 @@ class Server {
   std::string endpoint() const;
   Status Run();
   void Stop();
+  // Failed ZMTP handshakes seen so far (HandshakeMonitor; zero before Bind), and peers the ZAP
+  // handler refused (zero without keys). Readable from any thread.
+  HandshakeMonitor::Counts handshake_failures() const;
+  int64_t handshake_failures_logged() const;
+  int64_t zap_refusals() const;
 
  private:
   struct Impl;
