@@ -76,8 +76,14 @@ for pause in 1.2 1.7 1.3; do
   start_coordinator
 done
 
-# Kill one rank of group 1 while it trains: mpirun takes the whole group down.
-sleep 0.5
+# Kill one rank of group 1 while it trains (once it holds a running attempt: on a loaded
+# machine its ranks may still be starting): mpirun takes the whole group down.
+for _ in $(seq 1 240); do
+  [ "$(q "select count(*) from attempts where group_id = 'group1' and state = 'running'")" -ge 1 ] && break
+  [ "$(q "select count(*) from trials where state = 'succeeded'")" = 20 ] &&
+    fail "group 1 never ran a trial before the sweep ended"
+  sleep 0.25
+done
 RANK=$(pgrep -P "$G1" -f sd2-worker | tail -1 || true)
 [ -n "$RANK" ] || fail "no rank of group 1 to kill"
 kill -9 "$RANK"
