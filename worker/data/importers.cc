@@ -207,6 +207,11 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
       return InvalidArgumentError(
           file + ":" + std::to_string(line) + ":" + std::to_string(col) +
           ": invalid JSON: " + (p == std::string::npos ? what : what.substr(p + 2)));
+    } catch (const json::exception& e) {  // e.g. a number beyond double's range
+      std::string what = e.what();
+      size_t p = what.find("] ");
+      return InvalidArgumentError(
+          file + ": invalid JSON: " + (p == std::string::npos ? what : what.substr(p + 2)));
     }
     auto bad = [&](const std::string& where, const std::string& msg) {
       return InvalidArgumentError(file + ": at " + where + ": " + msg);

@@ -81,6 +81,12 @@ StatusOr<std::vector<Record>> ParseManifest(std::string_view text, const std::st
       size_t p = what.find("] ");
       if (p != std::string::npos) what = what.substr(p + 2);
       return InvalidArgumentError(where(std::max<size_t>(e.byte, 1)) + "invalid JSON: " + what);
+    } catch (const json::exception& e) {
+      // E.g. out_of_range 406: a number beyond double's range (1e999).
+      std::string what = e.what();
+      size_t p = what.find("] ");
+      if (p != std::string::npos) what = what.substr(p + 2);
+      return InvalidArgumentError(where(1) + "invalid JSON: " + what);
     }
     if (!j.is_object()) return InvalidArgumentError(where(1) + "expected a JSON object");
     Record r;

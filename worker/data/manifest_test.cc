@@ -86,6 +86,9 @@ TEST(ManifestTest, ParserErrorsNameLineAndColumn) {
               "m.jsonl:1:2:", "leaves the root");
   ExpectError(R"({"path":"/etc/x.jpg","dataset":"D","split":"train","type":"FS"})",
               "m.jsonl:1:2:", "absolute");
+  // Found by fuzz_manifest: a number beyond double's range used to terminate the process.
+  ExpectError(good + R"({"path":"a.jpg","dataset":"D","split":"train","type":"FS","face":1e999})",
+              "m.jsonl:2:1:", "number overflow");
 }
 
 TEST(ManifestTest, OutsideRootAllowedWithOption) {
