@@ -191,8 +191,9 @@ class GraphReasoning(nn.Module):
 
 
 class Recce(nn.Module):
-    def __init__(self, width=1.0, middle_blocks=8, num_classes=2, drop_rate=0.2):
+    def __init__(self, width=1.0, middle_blocks=8, num_classes=2, drop_rate=0.2, noise_std=0.0):
         super().__init__()
+        self.noise_std = noise_std  # the official code's training noise (1e-6); 0: none
         c = lambda ch: scaled(ch, width)
         self.encoder = Xception(3, 0, width, middle_blocks)
         depth = c(728)
@@ -215,6 +216,13 @@ class Recce(nn.Module):
         self.decoder6 = nn.Sequential(nn.Conv2d(c(64), 3, 1, 1, bias=False), nn.Tanh())
         self.middle_blocks = middle_blocks
 
+    def add_white_noise(self, tensor):
+        """The official code's: N(0, noise_std) on a random half of the images, clipped."""
+        rand = torch.rand([tensor.shape[0], 1, 1, 1])
+        rand = torch.where(rand > 0.5, 1., 0.).to(tensor.device)
+        white_noise = torch.normal(0., self.noise_std, size=tensor.shape, device=tensor.device)
+        return torch.clip(tensor + white_noise * rand, -1., 1.)
+
     def norm_n_corr(self, x):
         norm_embed = F.normalize(F.adaptive_avg_pool2d(x, (1, 1)), p=2, dim=1).flatten(1)
         return (torch.matmul(norm_embed, norm_embed.T) + 1.) / 2.
@@ -222,7 +230,8 @@ class Recce(nn.Module):
     def forward(self, x):
         enc = self.encoder
         corrs = []
-        out = F.relu(enc.bn1(enc.conv1(x)))
+        noise_x = self.add_white_noise(x) if self.training and self.noise_std > 0 else x
+        out = F.relu(enc.bn1(enc.conv1(noise_x)))
         out = F.relu(enc.bn2(enc.conv2(out)))
         out = enc.block3(enc.block2(enc.block1(out)))
         embedding = enc.middle(0)(out)

@@ -7,7 +7,9 @@ Two modes:
       IN is written by bench/train/train_step_bench (weights under the worker's parameter names,
       the batch "x" [B,3,H,W], "y" [B], "desc_ids" [2B,T] (face rows then environment rows),
       "label_ids/<step>" [5,T] for every step, and metadata with the config and hparams).
-      Prints `loss0=<eval-mode loss of step 0> images_per_s=<...> seconds=<...> steps=<N>`.
+      Prints `loss0=<eval-mode loss of step 0> images_per_s=<...> seconds=<...>
+      cpu_images_per_s=<...> cpu_seconds=<...> steps=<N> batch=<B>` (wall clock and process CPU
+      time of the timed steps).
   train_step_sd2.py --config vit_l14 --device cuda --bf16 [--compile] [--sdpa] --batch B ...
       Random weights of a named config (GPU benchmark, bench/gpu/run.sh); `--find-batch` doubles
       the batch until the step runs out of memory and reports the largest that fits.
@@ -369,7 +371,7 @@ def main():
     for s in range(a.warmup + a.steps):
         if s == a.warmup:
             sync()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         loss = step_loss(x, y, labels[s], desc)
         if not math.isfinite(loss.item()):
@@ -377,8 +379,10 @@ def main():
         loss.backward()
         opt.step()
     sync()
-    secs = time.perf_counter() - t0
-    print(f"loss0={loss0:.8f} images_per_s={a.steps * x.shape[0] / secs:.3f} seconds={secs:.4f} "
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    images = a.steps * x.shape[0]
+    print(f"loss0={loss0:.8f} images_per_s={images / secs:.3f} seconds={secs:.4f} "
+          f"cpu_images_per_s={images / cpu:.3f} cpu_seconds={cpu:.4f} "
           f"steps={a.steps} batch={x.shape[0]}")
 
 

@@ -1,49 +1,89 @@
 #!/bin/bash
 # bench/train/run_method.sh METHOD: the training-step benchmark of one method (bench/train-*.sh).
 # Ours: the C++ worker's train step (train_step_bench: sd2::worker::train::Trainer, forward, the
-# losses, backward, AdamW). Reference: the same model, weights, batch and optimizer in PyTorch
-# (bench/reference/train_step_<ref>.py) under Debian's /usr/bin/python3 (torch 1.13, the same
-# libtorch). Both sides get the same thread count (intra-op, OpenMP and OpenBLAS); runs alternate
-# ours/ref and the best of TRAIN_REPEATS is kept for each. Fails when the first-step (eval-mode)
-# losses differ by more than 1e-4 (relative to max(1, |loss|)).
-# Env: TRAIN_MODEL (tiny), TRAIN_BATCH (8), TRAIN_STEPS (20), TRAIN_WARMUP (3), TRAIN_THREADS (1),
-# TRAIN_REPEATS (3).
+# losses, backward, the optimizer; the baselines built by BuildDetector). Reference: the same
+# model, weights, batch and optimizer in PyTorch (bench/reference/train_step_sd2.py for sd2,
+# train_step_baselines.py for the baselines) under Debian's /usr/bin/python3 (torch 1.13, the
+# same libtorch). Both sides get the same threads: TRAIN_THREADS intra-op (OpenMP) threads, and
+# the same OPENBLAS_NUM_THREADS (TRAIN_BLAS_THREADS, default 1: what the worker's
+# ConfigureCpuThreads gives OpenBLAS). Runs alternate ours/ref and the best of TRAIN_REPEATS is
+# kept for each. Fails when the eval-mode losses before training differ by more than 1e-4
+# (relative to max(1, |loss|)), and, for methods whose training step draws no random numbers
+# (xception, spsl, clip, clip_svd, univfd), when the eval-mode losses after training differ by
+# more than 1e-3 (the optimizer's updates agree too).
+# Both sides report wall-clock images/s (the ratio) and, in the details, images/s of their process
+# CPU time (steadier with one thread on a loaded machine; with more it counts spinning threads).
+# Env: TRAIN_MODEL (tiny), TRAIN_BATCH (8), TRAIN_IMAGE_SIZE (32; baselines only: sd2 uses its
+# model's size), TRAIN_STEPS (50), TRAIN_WARMUP (3), TRAIN_THREADS (1), TRAIN_BLAS_THREADS (1),
+# TRAIN_REPEATS (5), TRAIN_HPARAMS (baselines: a JSON object merged over the sweep's default
+# hparams, e.g. '{"weight_decay": 0}'; the reference reads the result from ours).
 set -euo pipefail
 method="$1"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 case "$method" in
   sd2) ref_py="$here/reference/train_step_sd2.py" ;;
-  *) echo "bench train-$method: no training-step benchmark for '$method' (have: sd2)" >&2; exit 2 ;;
+  xception | recce | spsl | clip | clip_lora | clip_svd | univfd)
+    ref_py="$here/reference/train_step_baselines.py" ;;
+  *)
+    echo "bench train-$method: no training-step benchmark for '$method'" \
+      "(have: sd2 xception recce spsl clip clip_lora clip_svd univfd)" >&2
+    exit 2
+    ;;
 esac
 : "${SD2_BUILD_DIR:?SD2_BUILD_DIR must be set (bench/run sets it)}"
 bin="$SD2_BUILD_DIR/bin/train_step_bench"
 cmake --build "$SD2_BUILD_DIR" --target train_step_bench -j "${SD2_BENCH_JOBS:-2}" >/dev/null
-model="${TRAIN_MODEL:-tiny}" batch="${TRAIN_BATCH:-8}" steps="${TRAIN_STEPS:-20}"
-warmup="${TRAIN_WARMUP:-3}" threads="${TRAIN_THREADS:-1}" repeats="${TRAIN_REPEATS:-3}"
-export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads"
+model="${TRAIN_MODEL:-tiny}" batch="${TRAIN_BATCH:-8}" steps="${TRAIN_STEPS:-50}"
+warmup="${TRAIN_WARMUP:-3}" threads="${TRAIN_THREADS:-1}" repeats="${TRAIN_REPEATS:-5}"
+image_size="${TRAIN_IMAGE_SIZE:-32}" blas="${TRAIN_BLAS_THREADS:-1}"
+export OMP_NUM_THREADS="$threads" MKL_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$blas"
 tmp="$(mktemp -d /tmp/sd2_bench_train.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 common=(--steps "$steps" --warmup "$warmup" --threads "$threads")
+ours_args=(--out "$tmp" --model "$model" --batch "$batch")
+if [[ "$method" != sd2 ]]; then
+  ours_args+=(--image-size "$image_size")
+  [[ -n "${TRAIN_HPARAMS:-}" ]] && ours_args+=(--hparams "$TRAIN_HPARAMS")
+fi
 ours_lines=() ref_lines=()
 for ((r = 0; r < repeats; ++r)); do
-  ours_lines+=("$("$bin" "$method" --out "$tmp" --model "$model" --batch "$batch" "${common[@]}")")
+  ours_lines+=("$("$bin" "$method" "${ours_args[@]}" "${common[@]}")")
   ref_lines+=("$(/usr/bin/python3 "$ref_py" --weights "$tmp/in.safetensors" "${common[@]}")")
 done
-/usr/bin/python3 - "$method" "$model" "$batch" "$steps" "$threads" "${#ours_lines[@]}" \
-  "${ours_lines[@]}" "${ref_lines[@]}" <<'PY'
+/usr/bin/python3 - "$method" "$model" "$batch" "$steps" "$threads" "$blas" "$image_size" \
+  "${TRAIN_HPARAMS:-}" "${#ours_lines[@]}" "${ours_lines[@]}" "${ref_lines[@]}" <<'PY'
 import sys
-method, model, batch, steps, threads, n = sys.argv[1:7]
+method, model, batch, steps, threads, blas, image_size, hparams, n = sys.argv[1:10]
 n = int(n)
-lines = sys.argv[7:]
+lines = sys.argv[10:]
 parse = lambda l: {k: float(v) for k, v in (kv.split("=") for kv in l.split())}
 ours = [parse(l) for l in lines[:n]]
 ref = [parse(l) for l in lines[n:]]
 o = max(r["images_per_s"] for r in ours)
 p = max(r["images_per_s"] for r in ref)
+# CPU time of the process: with one thread the steadier measure on a shared machine.
+oc = max(r["cpu_images_per_s"] for r in ours)
+pc = max(r["cpu_images_per_s"] for r in ref)
+ok = True
+def agree(a, b, tol):
+    return abs(a - b) <= tol * max(1.0, abs(b))
 l_o, l_r = ours[0]["loss0"], ref[0]["loss0"]
-diff = abs(l_o - l_r)
+ok &= agree(l_o, l_r, 1e-4)
+checks = f"first-step loss {l_o:.6f} vs {l_r:.6f}, diff {abs(l_o - l_r):.1e}"
+if "loss_end" in ours[0] and "loss_end" in ref[0]:
+    e_o, e_r = ours[0]["loss_end"], ref[0]["loss_end"]
+    deterministic = method in ("xception", "spsl", "clip", "clip_svd", "univfd")
+    if deterministic:
+        ok &= agree(e_o, e_r, 1e-3)
+    checks += (f"; after training {e_o:.6f} vs {e_r:.6f}, diff {abs(e_o - e_r):.1e}"
+               + ("" if deterministic else " (dropout: not compared)"))
+size = "" if method == "sd2" else f" {image_size}px,"
+l2 = ours[0].get("l2", 0)
+opt = "AdamW" if method == "sd2" else f"L2 {l2:g}, hparams {hparams}" if hparams else \
+    f"Adam, L2 {l2:g}"
 print(f"bench train-{method}: ours={o:.2f}img/s ref={p:.2f}img/s ratio={o / p:.2f}x "
-      f"({model}, batch {batch}, {steps} steps after warm-up, {threads} thread(s), best of {n}; "
-      f"PyTorch {'eager'} AdamW; first-step loss {l_o:.6f} vs {l_r:.6f}, diff {diff:.1e})")
-sys.exit(0 if diff <= 1e-4 * max(1.0, abs(l_r)) else 1)
+      f"({model},{size} batch {batch}, {steps} steps after warm-up, {threads} thread(s), "
+      f"OPENBLAS_NUM_THREADS={blas}, best of {n}; {opt}; "
+      f"CPU time: ours {oc:.2f} ref {pc:.2f} img/s, ratio {oc / pc:.2f}x; {checks})")
+sys.exit(0 if ok else 1)
 PY
