@@ -221,6 +221,20 @@ class AuthServerTest : public ::testing::Test {
     EXPECT_EQ(core_->counters().messages, 0);
   }
 
+  // Calls the server as a client with `curve` keys, expects no answer, and waits until the
+  // handshake monitor has logged the refusal. Returns the events rows before the call.
+  template <typename Curve>
+  int64_t CallAndExpectRefused(const Curve& curve) {
+    ClientOptions co{0.3, 0.6};
+    co.curve = curve;
+    const int64_t events = Rows("events");
+    Client c(server_->endpoint(), co);
+    auto r = c.Call(OneTrial());
+    EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status();
+    EXPECT_TRUE(WaitFor([&] { return server_->handshake_failures_logged() >= 1; })) << LogText();
+    return events;
+  }
+
   fs::path dir_;
   SystemClock clock_;
   std::unique_ptr<storage::Store> store_;
@@ -292,13 +306,8 @@ TEST_F(AuthServerTest, WrongServerKeyIsRefusedLoggedAndStoreIsUntouched) {
   auto impostor = GenerateKeyPair();
   ASSERT_TRUE(impostor.ok());
   curve->server_public_key = impostor->public_key;
-  ClientOptions co{0.3, 0.6};
-  co.curve = *curve;
-  int64_t events = Rows("events");
-  Client c(server_->endpoint(), co);
-  auto r = c.Call(OneTrial());
-  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status();
-  ASSERT_TRUE(WaitFor([&] { return server_->handshake_failures_logged() >= 1; })) << LogText();
+  const int64_t events = CallAndExpectRefused(*curve);
+  if (HasFailure()) return;
   EXPECT_GE(server_->handshake_failures().protocol, 1);
   EXPECT_EQ(server_->zap_refusals(), 0);
   EXPECT_FALSE(
@@ -317,14 +326,9 @@ TEST_F(AuthServerTest, UnknownKeyIsRefusedLoggedAndStoreIsUntouched) {
   auto server_pub = ReadPublicKey((dir_ / "keys" / "coordinator.pub").string());
   ASSERT_TRUE(server_pub.ok());
   curve->server_public_key = *server_pub;
-  ClientOptions co{0.3, 0.6};
-  co.curve = *curve;
-  int64_t events = Rows("events");
-  Client c(server_->endpoint(), co);
-  auto r = c.Call(OneTrial());
-  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status();
+  const int64_t events = CallAndExpectRefused(*curve);
+  if (HasFailure()) return;
   // Refused by ZAP (logged with the key) and seen by the handshake monitor.
-  ASSERT_TRUE(WaitFor([&] { return server_->handshake_failures_logged() >= 1; })) << LogText();
   EXPECT_GE(server_->zap_refusals(), 1);
   EXPECT_GE(server_->handshake_failures().auth, 1);
   EXPECT_FALSE(LogLinesWith({"sd2 auth: refused peer 127.0.0.1", curve->keys.public_key}).empty())
