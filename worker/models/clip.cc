@@ -6,7 +6,9 @@
 #include <sstream>
 
 #include "common/file_util.h"
+#include "worker/models/export.h"
 #include "worker/models/safetensors.h"
+#include "worker/models/tokenizer.h"
 
 namespace sd2::worker::models {
 namespace {
@@ -497,9 +499,6 @@ Status ExportClipFromCheckpoint(const std::string& checkpoint, const ClipConfig&
 }
 
 }  // namespace sd2::worker::models
-
-#include "worker/models/export.h"
-#include "worker/models/tokenizer.h"
 
 namespace sd2::worker::models {
 
