@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "common/bounded_parse.h"
+
 namespace sd2::protocol {
 
 using nlohmann::json;
@@ -42,6 +44,13 @@ StatusOr<Message> Decode(std::string_view bytes, size_t max_bytes) {
                                   " bytes exceeds the limit of " + std::to_string(max_bytes));
   }
   if (bytes.empty()) return InvalidArgumentError("empty message");
+  // The depth is checked on the bytes, before anything is built: copies and dump() of a value
+  // recurse once per level (docs/security.md, Limits).
+  if (size_t at = FindJsonTooDeep(bytes, kMaxMessageDepth); at != 0) {
+    return InvalidArgumentError("message nests JSON deeper than " +
+                                std::to_string(kMaxMessageDepth) + " levels (at byte " +
+                                std::to_string(at) + ")");
+  }
   json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return InvalidArgumentError("message is not valid JSON");
   if (!j.is_object()) {

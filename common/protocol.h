@@ -31,6 +31,9 @@ inline constexpr size_t kDefaultMaxMessageBytes = size_t{64} << 20;
 inline constexpr size_t kMaxMetricRowsPerBatch = 100000;
 inline constexpr size_t kMaxScoreRowsPerBatch = 1000000;
 inline constexpr size_t kMaxTrialsPerSubmit = 100000;
+// Levels of JSON arrays and objects, the envelope included; checked on the bytes before parsing
+// (INVALID_ARGUMENT beyond it).
+inline constexpr size_t kMaxMessageDepth = 64;
 
 // A decoded envelope: {"v": 1, "type": "...", ...fields}.
 struct Message {
@@ -38,7 +41,8 @@ struct Message {
   nlohmann::json body;  // the whole object, "v" and "type" included
 };
 
-// Checks size (<= max_bytes), JSON syntax, that it is an object, version and type.
+// Checks size (<= max_bytes), nesting (<= kMaxMessageDepth), JSON syntax, that it is an
+// object, version and type.
 StatusOr<Message> Decode(std::string_view bytes, size_t max_bytes = kDefaultMaxMessageBytes);
 // Serialises an envelope of `type` with `fields` (an object) merged in.
 std::string EncodeRaw(const std::string& type, nlohmann::json fields);

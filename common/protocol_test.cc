@@ -105,6 +105,32 @@ TEST(ProtocolTest, RejectsMalformedEnvelopes) {
   EXPECT_EQ(big.message(), "message of 100 bytes exceeds the limit of 99");
 }
 
+TEST(ProtocolTest, RejectsDeepNestingBeforeParsing) {
+  // A lease grant (worker side) and a register (coordinator side) with 100,000 nested arrays:
+  // ~200 KB, under the byte limit; copying or dumping the value would overflow the stack.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  for (const std::string& m :
+       {R"({"v":1,"type":"lease_grant","trial":"a","attempt":1,"lease_s":5,"config":{"x":)" + deep +
+            "}}",
+        R"({"v":1,"type":"register","group":"g","size":1,"versions":)" + deep + "}"}) {
+    auto d = Decode(m);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(d.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(d.status().message().find("message nests JSON deeper than 64 levels (at byte "),
+              std::string::npos)
+        << d.status();
+  }
+  // Exactly the limit, envelope included, is accepted.
+  std::string ok = R"({"v":1,"type":"register","group":"g","size":1,"versions":{"x":)" +
+                   std::string(62, '[') + std::string(62, ']') + "}}";
+  auto d = Decode(ok);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(ParseAs<Register>(*d).ok());
+  EXPECT_FALSE(Decode(R"({"v":1,"type":"register","group":"g","size":1,"versions":{"x":)" +
+                      std::string(63, '[') + std::string(63, ']') + "}}")
+                   .ok());
+}
+
 TEST(ProtocolTest, RejectsBadFieldsWithPreciseMessages) {
   auto parse = [](const std::string& s, auto* out) {
     auto d = Decode(s);

@@ -365,5 +365,35 @@ TEST_F(CoreTest, MalformedMessagesGetErrorsAndAreCounted) {
   EXPECT_EQ(Grant("g1").trial_key, "a");
 }
 
+TEST_F(CoreTest, DeeplyNestedMessagesAreRefusedBeforeAnyCopy) {
+  // ~200 KB each, far under the byte limit: 100,000 nested arrays in the fields the Core copies
+  // (register.versions, result.variant, a submitted trial's config) and at the top level.
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string messages[] = {
+      R"({"v":1,"type":"register","group":"g9","size":1,"versions":{"x":)" + deep + "}}",
+      R"({"v":1,"type":"result","group":"g9","trial":"a","attempt":1,"outcome":"succeeded",)"
+      R"("variant":{"x":)" +
+          deep + "}}",
+      R"({"v":1,"type":"submit","name":"s","trials":[{"key":"a","method":"smoke","config":)"
+      R"({"x":)" +
+          deep + "}}]}",
+      deep,
+  };
+  for (const std::string& m : messages) {
+    auto reply = proto::Decode(core_->HandleBytes(m));
+    ASSERT_TRUE(reply.ok()) << reply.status();
+    Status st = proto::ReplyStatus(*reply);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(st.message().rfind("message nests JSON deeper than 64 levels", 0), 0u) << st;
+  }
+  EXPECT_EQ(core_->counters().malformed, 4);
+  EXPECT_EQ(*store_->CountRows("trials"), 0);
+  EXPECT_EQ(*store_->CountRows("sweeps"), 0);
+  // And the core still works.
+  Submit({Spec("a")});
+  Register("g1");
+  EXPECT_EQ(Grant("g1").trial_key, "a");
+}
+
 }  // namespace
 }  // namespace sd2::coordinator
