@@ -273,7 +273,9 @@ StatusOr<std::unique_ptr<Loader>> Loader::Open(const LoaderOptions& o) {
     return InvalidArgumentError(
         "no record of " + o.manifest + " matches the filter (datasets=" + Join(o.filter.datasets) +
         " subsets=" + Join(o.filter.subsets) + " splits=" + Join(o.filter.splits) +
-        " types=" + Join(o.filter.types) + ")");
+        " types=" + Join(o.filter.types) + " domains=" + Join(o.filter.domains) +
+        " method_types=" + Join(o.filter.method_types) + " known=" +
+        (o.filter.known.has_value() ? (*o.filter.known ? "true" : "false") : "any") + ")");
   }
   // The scale is a training-subset size: eval sets are always read whole.
   int64_t scale = o.train ? o.scale : 0;

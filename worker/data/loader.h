@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ struct Filter {
   std::vector<std::string> subsets;
   std::vector<std::string> splits;
   std::vector<std::string> types;
+  std::vector<std::string> domains;       // Record::domain, e.g. "FF", "CDF"
+  std::vector<std::string> method_types;  // Record::method_type: FS FR EFS FE
+  std::optional<bool> known;              // set: only rows whose Record::known equals it
 };
 
 struct AugmentOptions {
