@@ -9,6 +9,7 @@
 
 #include "worker/data/image.h"
 #include "worker/data/manifest.h"
+#include "worker/data/stats.h"
 #include "worker/data/test_util.h"
 
 namespace sd2::worker::data {
@@ -251,6 +252,32 @@ TEST(LoaderTest, SymlinksLeavingTheRootAreRefused) {
     EXPECT_EQ(good, allow ? 10 : 9);
     EXPECT_EQ((*l)->skipped(), allow ? 0 : 1);
   }
+}
+
+// data verify's check: unreadable files and symlinks out of the root are listed, one per
+// record, in manifest order, and the others pass.
+TEST(LoaderTest, VerifyImagesListsUnreadableAndOutsideFiles) {
+  TempDir dir;
+  TempDir outside;
+  std::vector<Record> recs;
+  MakeDataset(dir, 6, &recs);
+  StatusOr<std::string> jpg = EncodeJpeg(Image(24, 24), 90);
+  ASSERT_TRUE(jpg.ok());
+  WriteText(outside.path() + "/secret.jpg", *jpg);
+  ASSERT_EQ(
+      ::symlink((outside.path() + "/secret.jpg").c_str(), (dir.path() + "/img/link.jpg").c_str()),
+      0);
+  recs[1].path = "img/link.jpg";
+  recs[3].path = "img/missing.jpg";
+  WriteText(dir.path() + "/img/broken.jpg", "not a jpeg");
+  recs[4].path = "img/broken.jpg";
+  std::vector<BadImage> bad = VerifyImages(recs, dir.path(), 2);
+  ASSERT_EQ(bad.size(), 3u);
+  EXPECT_EQ(bad[0].path, "img/link.jpg");
+  EXPECT_NE(bad[0].reason.find("outside the root"), std::string::npos) << bad[0].reason;
+  EXPECT_EQ(bad[1].path, "img/missing.jpg");
+  EXPECT_EQ(bad[2].path, "img/broken.jpg");
+  EXPECT_TRUE(VerifyImages({recs[0], recs[2], recs[5]}, dir.path() + "/", 1).empty());
 }
 
 TEST(LoaderTest, BadFilesAreSkippedCountedAndFailPastThreshold) {

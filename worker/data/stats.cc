@@ -1,9 +1,13 @@
 #include "worker/data/stats.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "worker/data/image.h"
@@ -100,13 +104,25 @@ std::vector<BadImage> VerifyImages(const std::vector<Record>& records, const std
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string prefix = root;
   if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+  // A relative path that a symlink leads out of the resolved root is reported, as the loader
+  // refuses it.
+  std::string real_root;
+  if (char buf[PATH_MAX]; ::realpath(prefix.empty() ? "." : prefix.c_str(), buf)) {
+    real_root = std::string(buf) + (std::string_view(buf) == "/" ? "" : "/");
+  }
   std::vector<std::string> reason(records.size());
   std::atomic<size_t> next{0}, done{0};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < records.size();) {
       const std::string& p = records[i].path;
-      StatusOr<Image> img = LoadImage(p.front() == '/' ? p : prefix + p);
-      if (!img.ok()) reason[i] = img.status().ToString();
+      const std::string file = !p.empty() && p.front() == '/' ? p : prefix + p;
+      char buf[PATH_MAX];
+      if (!real_root.empty() && (p.empty() || p.front() != '/') && ::realpath(file.c_str(), buf) &&
+          std::string_view(buf).substr(0, real_root.size()) != real_root) {
+        reason[i] = "resolves to " + std::string(buf) + ", outside the root " + real_root;
+      } else if (StatusOr<Image> img = LoadImage(file); !img.ok()) {
+        reason[i] = img.status().ToString();
+      }
       done.fetch_add(1);
     }
   };

@@ -36,8 +36,8 @@ struct BadImage {
 };
 
 // Decodes every record's image (root + path) on `threads` threads (0 = all cores); calls
-// progress(done, total) from one thread now and then. Returns the unreadable ones in manifest
-// order.
+// progress(done, total) from one thread now and then. Returns, in manifest order, the unreadable
+// ones and the relative paths that resolve (through symlinks) outside the resolved root.
 std::vector<BadImage> VerifyImages(const std::vector<Record>& records, const std::string& root,
                                    int threads,
                                    const std::function<void(size_t, size_t)>& progress = {});

@@ -805,6 +805,29 @@ std::vector<int64_t> Apportion(int64_t total, const std::vector<double>& w) {
   return out;
 }
 
+// DF40's placement of a synthetic row (docs/data.md), so the paper's DF40 eval sets select
+// from the synthetic set as from the real one: DF40 / FF and CDF are the two domains, the
+// per-type subsets alternate between them by video, and every row carries the forgery type of
+// its "method" (a real video of a mixed subset is given one of the four in turn, as DF40's
+// real frames come with each method); DF40-Test's rows are test-only, with the domain of the
+// test-only methods' real images (data/df40_methods.toml).
+void PlaceInDf40(const SynthSource& s, int type, int64_t video, Record* r) {
+  if (s.dataset != "DF40" && s.dataset != "DF40-Test") return;
+  const int type_of_subset = TypeIndexOf(s.subset);
+  const int method_type = type_of_subset > 0 ? type_of_subset
+                          : type > 0         ? type
+                                             : 1 + static_cast<int>(video % 4);
+  r->method_type = kTypeNames[method_type];
+  if (s.dataset == "DF40") {
+    r->known = true;
+    r->domain = type_of_subset > 0 ? (video % 2 == 0 ? "FF" : "CDF") : s.subset;
+  } else {
+    static const char* kTestDomains[5] = {"", "UADFV", "VFHQ", "FFHQ", "CelebA"};
+    r->known = false;
+    r->domain = kTestDomains[method_type];
+  }
+}
+
 struct VideoJob {
   size_t source;
   std::string split;
@@ -896,6 +919,7 @@ StatusOr<SynthSummary> Synthesize(const SynthOptions& o) {
           r.type = kTypeNames[job.type];
           r.video =
               s.dataset + "/" + (s.subset.empty() ? "" : s.subset + "/") + kSplits[k] + "/" + vid;
+          PlaceInDf40(s, job.type, v, &r);
           records.push_back(std::move(r));
         }
         jobs.push_back(job);
