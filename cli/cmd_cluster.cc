@@ -67,10 +67,18 @@ std::string Absolute(const std::string& path) {
   return ec ? path : p.lexically_normal().string();
 }
 
+constexpr const char* kDevicesHelp =
+    "worker --devices cpu|cuda (default: cuda when the group has GPUs, else the worker's cpu)";
+
+Status CheckDevices(const std::string& devices) {
+  if (devices.empty() || devices == "cpu" || devices == "cuda") return OkStatus();
+  return InvalidArgumentError("--devices '" + devices + "': expected cpu or cuda");
+}
+
 // Options shared by `slurm render` and `launch --launcher slurm`.
 struct JobFlags {
   std::string partition, account, qos, time = "24:00:00", launcher = "srun", worker = "sd2-worker",
-                                       log_dir;
+                                       log_dir, gpu_request = "gpus-per-node";
   int signal_seconds = 300;
   bool no_requeue = false;
   std::vector<std::string> extra;
@@ -90,6 +98,10 @@ struct JobFlags {
     app.add_option("--log-dir", log_dir, "directory for the jobs' output files");
     app.add_flag("--no-requeue", no_requeue, "do not requeue a preempted job");
     app.add_option("--sbatch", extra, "extra sbatch option, e.g. --sbatch=--constraint=a100");
+    app.add_option("--gpu-request", gpu_request,
+                   "how the script asks for GPUs: gpus-per-node (#SBATCH --gpus-per-node=N) or "
+                   "gres (#SBATCH --gres=gpu:N)")
+        ->capture_default_str();
   }
 
   StatusOr<SlurmJobOptions> ToOptions() const {
@@ -103,6 +115,7 @@ struct JobFlags {
     job.output_dir = log_dir.empty() ? "" : Absolute(log_dir);
     job.worker_binary = worker;
     job.extra_sbatch = extra;
+    job.gpu_request = gpu_request;
     SD2_ASSIGN_OR_RETURN(job.rank_launcher, cluster::ParseRankLauncher(launcher));
     SD2_RETURN_IF_ERROR(cluster::ValidateJobOptions(job));
     return job;
@@ -117,7 +130,7 @@ int RunSlurmRender(int argc, char** argv) {
       "one job that runs the whole sweep with the mpirun sweep launch (--db on shared storage), "
       "requeued until the sweep is done. See docs/cluster.md.",
       cmd);
-  std::string sweep_path, out_dir = ".", shape = "groups", coordinator, db, work_dir;
+  std::string sweep_path, out_dir = ".", shape = "groups", coordinator, db, work_dir, devices;
   int nodes = 0, gpus_per_node = -1, cpus_per_task = 1, groups = 0, group_size = 0,
       tasks_per_node = 0, idle_exit = 300;
   std::vector<std::string> var_args, env_args;
@@ -134,6 +147,7 @@ int RunSlurmRender(int argc, char** argv) {
   app.add_option("--groups", groups, "groups: array size (default: one per trial)");
   app.add_option("--group-size", group_size, "allocation: ranks per group (default: the sweep's)");
   app.add_option("--work-dir", work_dir, "worker --work-dir (checkpoints; shared storage)");
+  app.add_option("--devices", devices, kDevicesHelp);
   app.add_option("--idle-exit", idle_exit, "groups: worker --idle-exit seconds")
       ->capture_default_str();
   app.add_option("--var", var_args, "sweep variable NAME=VALUE");
@@ -149,6 +163,7 @@ int RunSlurmRender(int argc, char** argv) {
   if (!env.ok()) return Fail(cmd, env.status());
   auto job = flags.ToOptions();
   if (!job.ok()) return Fail(cmd, job.status());
+  if (Status d = CheckDevices(devices); !d.ok()) return Fail(cmd, d);
   if (!work_dir.empty()) work_dir = Absolute(work_dir);
   const std::string name = JobName(spec->name);
 
@@ -165,6 +180,7 @@ int RunSlurmRender(int argc, char** argv) {
     g.gpus_per_rank = spec->gpus_per_rank;
     g.nodes = nodes > 0 ? nodes : 1;
     g.cpus_per_rank = cpus_per_task;
+    g.devices = devices;
     g.coordinator = coordinator;
     g.work_dir = work_dir;
     g.idle_exit_seconds = idle_exit;
@@ -211,6 +227,7 @@ int RunSlurmRender(int argc, char** argv) {
     a.group_size = group_size > 0 ? group_size : spec->ranks;
     a.gpus_per_rank = spec->gpus_per_rank;
     a.cpus_per_rank = cpus_per_task;
+    a.devices = devices;
     if (tasks_per_node > 0) {
       a.tasks_per_node = tasks_per_node;
     } else if (gpus_per_node > 0 && a.gpus_per_rank > 0) {
@@ -253,7 +270,7 @@ int RunLaunch(int argc, char** argv) {
       "(launcher and pid or job id); --wait polls until every group ended.",
       cmd);
   std::string launcher = "local", coordinator, sweep_path, name = "sd2", work_dir, hostfile, map_by,
-              script_dir;
+              script_dir, devices;
   int groups = 1, ranks = 0, gpus_per_rank = -1, nodes = 1, cpus_per_rank = 1, idle_exit = 0;
   bool oversubscribe = false, wait = false;
   std::vector<std::string> pass_env, env_args;
@@ -268,6 +285,7 @@ int RunLaunch(int argc, char** argv) {
   app.add_option("--cpus-per-rank", cpus_per_rank, "CPU cores per rank")->capture_default_str();
   app.add_option("--name", name, "group name (job name, log names)")->capture_default_str();
   app.add_option("--work-dir", work_dir, "worker --work-dir");
+  app.add_option("--devices", devices, kDevicesHelp);
   app.add_option("--idle-exit", idle_exit, "worker --idle-exit seconds (0: never)");
   app.add_option("--env", env_args, "environment NAME=VALUE for every rank");
   app.add_option("--hostfile", hostfile, "local: mpirun --hostfile");
@@ -287,6 +305,8 @@ int RunLaunch(int argc, char** argv) {
   spec.cpus_per_rank = cpus_per_rank;
   spec.work_dir = work_dir.empty() ? "" : Absolute(work_dir);
   spec.idle_exit_seconds = idle_exit;
+  if (Status d = CheckDevices(devices); !d.ok()) return Fail(cmd, d);
+  spec.devices = devices;
   if (!sweep_path.empty()) {
     auto sweep = sweeps::LoadSweepFile(sweep_path);
     if (!sweep.ok()) return Fail(cmd, sweep.status());

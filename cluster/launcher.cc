@@ -24,6 +24,10 @@ Status ValidateGroupSpec(const GroupSpec& spec) {
     return InvalidArgumentError("group spec: cpus_per_rank must be >= 1, got " +
                                 std::to_string(spec.cpus_per_rank));
   }
+  if (!spec.devices.empty() && spec.devices != "cpu" && spec.devices != "cuda") {
+    return InvalidArgumentError("group spec: devices '" + spec.devices +
+                                "' must be cpu or cuda (or empty: cuda when gpus_per_rank > 0)");
+  }
   if (spec.idle_exit_seconds < 0) {
     return InvalidArgumentError("group spec: idle_exit_seconds must be >= 0");
   }
@@ -42,6 +46,18 @@ Status ValidateGroupSpec(const GroupSpec& spec) {
   return OkStatus();
 }
 
+std::string WorkerDevices(const std::string& devices, int gpus_per_rank) {
+  if (!devices.empty()) return devices;
+  return gpus_per_rank > 0 ? "cuda" : "";
+}
+
+bool HasDevicesFlag(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "--devices" || a.rfind("--devices=", 0) == 0) return true;
+  }
+  return false;
+}
+
 std::vector<std::string> WorkerCommand(const GroupSpec& spec, const std::string& worker_binary) {
   std::vector<std::string> argv = {worker_binary, "--coordinator", spec.coordinator};
   if (!spec.work_dir.empty()) {
@@ -51,6 +67,11 @@ std::vector<std::string> WorkerCommand(const GroupSpec& spec, const std::string&
   if (spec.idle_exit_seconds > 0) {
     argv.push_back("--idle-exit");
     argv.push_back(std::to_string(spec.idle_exit_seconds));
+  }
+  const std::string devices = WorkerDevices(spec.devices, spec.gpus_per_rank);
+  if (!devices.empty() && !HasDevicesFlag(spec.worker_args)) {
+    argv.push_back("--devices");
+    argv.push_back(devices);
   }
   argv.insert(argv.end(), spec.worker_args.begin(), spec.worker_args.end());
   return argv;

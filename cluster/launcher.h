@@ -26,11 +26,14 @@ inline constexpr int kWorkerExitPreempted = 3;
 
 // The shape of one worker group and what its ranks run.
 struct GroupSpec {
-  std::string name = "sd2";              // label: Slurm job name, log file names
-  int ranks = 1;                         // MPI processes in the group
-  int gpus_per_rank = 0;                 // 0: CPU-only group
-  int nodes = 1;                         // nodes the group spans (Slurm); ranks must divide evenly
-  int cpus_per_rank = 1;                 // CPU cores per rank (Slurm --cpus-per-task)
+  std::string name = "sd2";  // label: Slurm job name, log file names
+  int ranks = 1;             // MPI processes in the group
+  int gpus_per_rank = 0;     // 0: CPU-only group
+  int nodes = 1;             // nodes the group spans (Slurm); ranks must divide evenly
+  int cpus_per_rank = 1;     // CPU cores per rank (Slurm --cpus-per-task)
+  // The worker's --devices: "" derives it (cuda when gpus_per_rank > 0, else the worker's
+  // default, cpu); "cpu" or "cuda" is the user's explicit choice and wins.
+  std::string devices;
   std::string coordinator;               // endpoint the ranks connect to, e.g. "tcp://login1:5555"
   std::string work_dir;                  // passed as --work-dir when set (checkpoints, scratch)
   int idle_exit_seconds = 0;             // passed as --idle-exit when > 0
@@ -41,8 +44,17 @@ struct GroupSpec {
 // Checks the numbers of a spec; InvalidArgument with the offending field otherwise.
 Status ValidateGroupSpec(const GroupSpec& spec);
 
+// The --devices a group's workers get: `devices` when set, else "cuda" when the group has
+// GPUs (gpus_per_rank > 0), else "" (no flag: the worker's default, cpu).
+std::string WorkerDevices(const std::string& devices, int gpus_per_rank);
+
+// True when `args` already holds a --devices flag (`--devices X` or `--devices=X`).
+bool HasDevicesFlag(const std::vector<std::string>& args);
+
 // The sd2-worker command line one rank runs for `spec`:
-//   WORKER --coordinator EP [--work-dir DIR] [--idle-exit S] [worker_args...]
+//   WORKER --coordinator EP [--work-dir DIR] [--idle-exit S] [--devices D] [worker_args...]
+// --devices D is WorkerDevices(spec.devices, spec.gpus_per_rank), left out when worker_args
+// carries its own --devices.
 std::vector<std::string> WorkerCommand(const GroupSpec& spec, const std::string& worker_binary);
 
 enum class LaunchState {

@@ -67,6 +67,12 @@ StatusOr<LauncherConfig> ParseLauncherConfig(const json& j) {
                         const std::string& k) { return GetInt(v, k, &c.group.idle_exit_seconds); }},
       {"work_dir",
        [&](const json& v, const std::string& k) { return GetString(v, k, &c.group.work_dir); }},
+      {"devices",
+       [&](const json& v, const std::string& k) { return GetString(v, k, &c.group.devices); }},
+      {"gpu_request",
+       [&](const json& v, const std::string& k) {
+         return GetString(v, k, &c.slurm.job.gpu_request);
+       }},
       {"env",
        [&](const json& v, const std::string& k) {
          if (!v.is_object()) return TypeError(k, "a table of NAME = \"VALUE\"");

@@ -31,16 +31,19 @@ namespace sd2::cluster {
 struct LauncherConfig {
   std::string kind = "none";  // "none" (groups are started by hand), "local", "slurm"
   int groups = 1;             // groups to keep alive per sweep
-  GroupSpec group;            // shape defaults; the sweep's resources override ranks/GPUs
+  // Shape defaults. SweepGroups replaces ranks and gpus_per_rank with what the sweep's queued
+  // trials need (status `needs`); `devices` stays the user's explicit choice when set.
+  GroupSpec group;
   LocalMpirunOptions local;
   SlurmLauncherOptions slurm;
   KeeperOptions keeper;
 };
 
 // Keys (all optional): kind, groups, ranks, gpus_per_rank, nodes, cpus_per_rank, idle_exit,
-// work_dir, env {NAME: VALUE}, worker, log_dir; local: mpirun, hostfile, map_by,
-// oversubscribe, pass_env [..]; slurm: script_dir, partition, account, qos, time,
-// signal_seconds, requeue, rank_launcher, sbatch [..]; keeper: backoff_initial_s,
+// work_dir, devices ("cpu" | "cuda"; default: cuda when the group has GPUs), env {NAME: VALUE},
+// worker, log_dir; local: mpirun, hostfile, map_by, oversubscribe, pass_env [..]; slurm:
+// script_dir, partition, account, qos, time, signal_seconds, requeue, rank_launcher,
+// gpu_request ("gpus-per-node" | "gres"), sbatch [..]; keeper: backoff_initial_s,
 // backoff_max_s, max_failures. An unknown key or a value of the wrong type is InvalidArgument
 // naming "launcher.KEY".
 StatusOr<LauncherConfig> ParseLauncherConfig(const nlohmann::json& j);

@@ -79,6 +79,27 @@ TEST(LauncherConfig, BadInputNamesTheKey) {
   expect_error(R"({"rank_launcher": "pdsh"})", "launcher.rank_launcher: unknown rank launcher");
   expect_error(R"({"backoff_initial_s": 10, "backoff_max_s": 5})", "launcher.backoff_max_s");
   expect_error(R"([1, 2])", "launcher: expected a table");
+  expect_error(R"({"devices": "gpu"})", "launcher: group spec: devices 'gpu' must be cpu or cuda");
+  expect_error(R"({"kind": "slurm", "script_dir": "/x", "gpu_request": "tres"})",
+               "launcher: gpu_request 'tres': expected gpus-per-node or gres");
+}
+
+TEST(LauncherConfig, GpuShapesStartCudaWorkersAndDevicesOverrides) {
+  auto c = ParseLauncherConfig(json::parse(R"({"kind": "local", "ranks": 2, "gpus_per_rank": 1})"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  FakeCommandRunner runner;
+  auto l = MakeLauncher(*c, &runner);
+  ASSERT_TRUE(l.ok());
+  GroupSpec spec = c->group;
+  spec.coordinator = "tcp://127.0.0.1:5555";
+  ASSERT_TRUE((*l)->Launch(spec).ok());
+  EXPECT_EQ(runner.CommandLines()[0],
+            "mpirun -np 2 sd2-worker --coordinator tcp://127.0.0.1:5555 --devices cuda");
+  auto s = ParseLauncherConfig(json::parse(R"({"kind": "slurm", "script_dir": "/x",
+      "gpu_request": "gres", "devices": "cpu"})"));
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->slurm.job.gpu_request, "gres");
+  EXPECT_EQ(s->group.devices, "cpu");
 }
 
 }  // namespace

@@ -156,5 +156,22 @@ TEST(WriteHostFile, WritesSlotsPerHost) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(LocalMpirunLauncher, GpuGroupsStartWorkersOnCuda) {
+  FakeCommandRunner runner;
+  LocalMpirunLauncher launcher(&runner, {});
+  GroupSpec spec = Spec();
+  spec.gpus_per_rank = 1;
+  ASSERT_TRUE(launcher.Launch(spec).ok());
+  spec.devices = "cpu";  // the user's word wins
+  ASSERT_TRUE(launcher.Launch(spec).ok());
+  ASSERT_EQ(runner.calls().size(), 2u);
+  EXPECT_EQ(runner.CommandLines()[0],
+            "mpirun -np 2 -x NCCL_DEBUG=INFO sd2-worker --coordinator tcp://127.0.0.1:5555 "
+            "--work-dir /scratch/sd2 --idle-exit 60 --devices cuda");
+  EXPECT_EQ(runner.CommandLines()[1],
+            "mpirun -np 2 -x NCCL_DEBUG=INFO sd2-worker --coordinator tcp://127.0.0.1:5555 "
+            "--work-dir /scratch/sd2 --idle-exit 60 --devices cpu");
+}
+
 }  // namespace
 }  // namespace sd2::cluster

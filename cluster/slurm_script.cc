@@ -38,7 +38,10 @@ void RenderHeader(std::ostringstream& os, const Resources& r, const SlurmJobOpti
   Sbatch(os, "--nodes=" + std::to_string(r.nodes));
   Sbatch(os, "--ntasks-per-node=" + std::to_string(r.tasks_per_node));
   Sbatch(os, "--cpus-per-task=" + std::to_string(r.cpus_per_task));
-  if (r.gpus_per_node > 0) Sbatch(os, "--gpus-per-node=" + std::to_string(r.gpus_per_node));
+  if (r.gpus_per_node > 0) {
+    Sbatch(os, (job.gpu_request == "gres" ? "--gres=gpu:" : "--gpus-per-node=") +
+                   std::to_string(r.gpus_per_node));
+  }
   if (!job.time.empty()) Sbatch(os, "--time=" + job.time);
   if (!job.partition.empty()) Sbatch(os, "--partition=" + job.partition);
   if (!job.account.empty()) Sbatch(os, "--account=" + job.account);
@@ -246,6 +249,10 @@ Status ValidateJobOptions(const SlurmJobOptions& job) {
       return InvalidArgumentError(field + " '" + value + "' must not contain spaces or quotes");
     }
   }
+  if (job.gpu_request != "gpus-per-node" && job.gpu_request != "gres") {
+    return InvalidArgumentError("gpu_request '" + job.gpu_request +
+                                "': expected gpus-per-node or gres");
+  }
   if (job.worker_binary.empty()) return InvalidArgumentError("worker_binary is empty");
   if (job.worker_binary.find_first_of("}\"`$") != std::string::npos) {
     return InvalidArgumentError("worker_binary '" + job.worker_binary +
@@ -318,6 +325,7 @@ StatusOr<std::string> RenderAllocationScript(const AllocationSpec& spec,
   check.nodes = spec.nodes;
   check.gpus_per_rank = spec.gpus_per_rank;
   check.cpus_per_rank = spec.cpus_per_rank;
+  check.devices = spec.devices;
   if (spec.tasks_per_node < 1) {
     return InvalidArgumentError("allocation script: tasks_per_node must be >= 1");
   }
@@ -361,6 +369,11 @@ StatusOr<std::string> RenderAllocationScript(const AllocationSpec& spec,
   if (!spec.work_dir.empty()) {
     args.push_back("--work-dir");
     args.push_back(spec.work_dir);
+  }
+  const std::string devices = WorkerDevices(spec.devices, spec.gpus_per_rank);
+  if (!devices.empty() && !HasDevicesFlag(spec.worker_args)) {
+    args.push_back("--devices");
+    args.push_back(devices);
   }
   for (const auto& a : spec.worker_args) {
     SD2_RETURN_IF_ERROR(CheckText("worker argument", a));

@@ -45,6 +45,10 @@ struct SlurmJobOptions {
   RankLauncher rank_launcher = RankLauncher::kSrun;
   std::string worker_binary = "sd2-worker";  // default of $SD2_WORKER in the script
   std::vector<std::string> extra_sbatch;     // more lines, e.g. "--constraint=a100"
+  // How the script asks for GPUs (tasks per node x GPUs per rank of them): "gpus-per-node"
+  // (`#SBATCH --gpus-per-node=N`, Slurm >= 19.05) or "gres" (`#SBATCH --gres=gpu:N`, for
+  // clusters that only configure generic resources).
+  std::string gpu_request = "gpus-per-node";
 };
 
 // Checks time format, signal seconds and option text (no newlines); InvalidArgument names
@@ -65,6 +69,8 @@ struct AllocationSpec {
   int group_size = 1;      // ranks per worker group; must divide the world
   int gpus_per_rank = 0;
   int cpus_per_rank = 1;
+  // The worker's --devices, as GroupSpec::devices: "" gives cuda when gpus_per_rank > 0.
+  std::string devices;
   std::string work_dir;
   std::map<std::string, std::string> vars;  // --var NAME=VALUE
   std::map<std::string, std::string> env;

@@ -291,5 +291,76 @@ TEST_F(ScriptBehaviour, TermIsForwardedButNotRequeued) {
   EXPECT_NE(out->find("stopped by SIGTERM; not requeueing"), std::string::npos) << *out;
 }
 
+// Groups with GPUs start their workers on CUDA in both shapes, and ask Slurm for tasks per
+// node x GPUs per rank, as --gpus-per-node or --gres; the user's --devices wins.
+TEST(SlurmScript, GpuGroupsRunTheirWorkersOnCuda) {
+  auto groups = RenderGroupsScript(PaperGroup(), PaperJob(), 1);
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  EXPECT_NE(groups->find("#SBATCH --ntasks-per-node=4\n#SBATCH --cpus-per-task=8\n"
+                         "#SBATCH --gpus-per-node=4\n"),
+            std::string::npos)
+      << *groups;
+  EXPECT_NE(groups->find("--idle-exit 300 --devices cuda &\n"), std::string::npos) << *groups;
+  auto alloc = RenderAllocationScript(PaperAllocation(), PaperJob());
+  ASSERT_TRUE(alloc.ok()) << alloc.status();
+  EXPECT_NE(alloc->find("#SBATCH --gpus-per-node=4\n"), std::string::npos);
+  EXPECT_NE(alloc->find("--work-dir /shared/sd2/work --devices cuda &\n"), std::string::npos)
+      << *alloc;
+
+  SlurmJobOptions gres = PaperJob();
+  gres.gpu_request = "gres";
+  GroupSpec two = PaperGroup();
+  two.gpus_per_rank = 2;
+  auto g = RenderGroupsScript(two, gres, 1);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_NE(g->find("#SBATCH --gres=gpu:8\n"), std::string::npos) << *g;
+  EXPECT_EQ(g->find("--gpus-per-node"), std::string::npos);
+  AllocationSpec a = PaperAllocation();
+  a.tasks_per_node = 2;
+  auto ga = RenderAllocationScript(a, gres);
+  ASSERT_TRUE(ga.ok()) << ga.status();
+  EXPECT_NE(ga->find("#SBATCH --gres=gpu:2\n"), std::string::npos) << *ga;
+
+  // Explicit devices: the user's choice, in the spec or among the worker arguments, once.
+  GroupSpec cpu = PaperGroup();
+  cpu.devices = "cpu";
+  auto c = RenderGroupsScript(cpu, PaperJob(), 1);
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(c->find("--idle-exit 300 --devices cpu &\n"), std::string::npos) << *c;
+  EXPECT_NE(c->find("#SBATCH --gpus-per-node=4\n"), std::string::npos);
+  GroupSpec own = PaperGroup();
+  own.worker_args = {"--devices=cpu"};
+  auto o = RenderGroupsScript(own, PaperJob(), 1);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->find("--devices cuda"), std::string::npos) << *o;
+  EXPECT_NE(o->find("--idle-exit 300 --devices=cpu &\n"), std::string::npos) << *o;
+  a = PaperAllocation();
+  a.devices = "cpu";
+  auto ac = RenderAllocationScript(a, PaperJob());
+  ASSERT_TRUE(ac.ok());
+  EXPECT_NE(ac->find("--devices cpu &\n"), std::string::npos) << *ac;
+
+  // CPU groups get no --devices at all (the worker's default).
+  GroupSpec none = PaperGroup();
+  none.gpus_per_rank = 0;
+  auto n = RenderGroupsScript(none, PaperJob(), 1);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(n->find("--devices"), std::string::npos);
+  EXPECT_EQ(n->find("gpu:"), std::string::npos);
+
+  SlurmJobOptions bad = PaperJob();
+  bad.gpu_request = "gpus";
+  auto b = RenderGroupsScript(PaperGroup(), bad, 1);
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("gpu_request 'gpus': expected gpus-per-node or gres"),
+            std::string::npos)
+      << b.status();
+  GroupSpec bad_dev = PaperGroup();
+  bad_dev.devices = "gpu";
+  auto bd = RenderGroupsScript(bad_dev, PaperJob(), 1);
+  ASSERT_FALSE(bd.ok());
+  EXPECT_NE(bd.status().message().find("devices 'gpu' must be cpu or cuda"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sd2::cluster
