@@ -213,10 +213,21 @@ json RefsToJson(const std::vector<LeaseRef>& refs) {
 json ToJson(const LeaseRef& m) { return {{"trial", m.trial_key}, {"attempt", m.attempt}}; }
 
 json ToJson(const Register& m) {
-  return {{"group", m.group},       {"host", m.host},
-          {"size", m.size},         {"devices", m.devices},
-          {"version", m.version},   {"git_commit", m.git_commit},
-          {"versions", m.versions}, {"held", RefsToJson(m.held)}};
+  json j = {{"group", m.group},       {"host", m.host},
+            {"size", m.size},         {"devices", m.devices},
+            {"version", m.version},   {"git_commit", m.git_commit},
+            {"versions", m.versions}, {"held", RefsToJson(m.held)}};
+  if (!m.ranks.empty()) {
+    json ranks = json::array();
+    for (const auto& r : m.ranks) ranks.push_back({{"host", r.host}, {"device", r.device}});
+    j["ranks"] = std::move(ranks);
+  }
+  if (!m.slurm.job_id.empty() || !m.slurm.array_job_id.empty() || !m.slurm.array_task_id.empty()) {
+    j["slurm"] = {{"job_id", m.slurm.job_id},
+                  {"array_job_id", m.slurm.array_job_id},
+                  {"array_task_id", m.slurm.array_task_id}};
+  }
+  return j;
 }
 Status Parse(const json& j, Register* m) {
   FieldReader r(j, Register::kType);
@@ -229,6 +240,33 @@ Status Parse(const json& j, Register* m) {
   m->git_commit = r.Str("git_commit", false);
   m->versions = r.Obj("versions", false);
   m->held = ParseRefs(r, "held");
+  m->ranks.clear();
+  if (const json* ranks = r.Arr("ranks", false)) {
+    for (size_t i = 0; i < ranks->size() && r.status().ok(); ++i) {
+      const std::string field = "ranks[" + std::to_string(i) + "]";
+      FieldReader e((*ranks)[i], field);
+      RankPlace p{e.Str("host"), e.Str("device")};
+      CheckKey(e, p.host, "host");
+      CheckKey(e, p.device, "device");
+      if (!e.status().ok()) r.Fail(e.status().message());
+      m->ranks.push_back(std::move(p));
+    }
+  }
+  if (r.status().ok() && !m->ranks.empty() && static_cast<int64_t>(m->ranks.size()) != m->size) {
+    r.Fail("field 'ranks' has " + std::to_string(m->ranks.size()) + " entries for " +
+           std::to_string(m->size) + " ranks");
+  }
+  json slurm = r.Obj("slurm", false);
+  if (r.status().ok() && !slurm.empty()) {
+    FieldReader e(slurm, "slurm");
+    m->slurm.job_id = e.Str("job_id", false);
+    m->slurm.array_job_id = e.Str("array_job_id", false);
+    m->slurm.array_task_id = e.Str("array_task_id", false);
+    CheckKey(e, m->slurm.job_id, "job_id");
+    CheckKey(e, m->slurm.array_job_id, "array_job_id");
+    CheckKey(e, m->slurm.array_task_id, "array_task_id");
+    if (!e.status().ok()) r.Fail(e.status().message());
+  }
   CheckKey(r, m->group, "group");
   if (r.status().ok() && m->group.empty()) r.Fail("field 'group' is empty");
   if (r.status().ok() && (m->size < 1 || m->size > 1 << 20)) {

@@ -76,6 +76,18 @@ struct LeaseRef {
   int64_t attempt = 0;
 };
 
+// Where one rank of a group runs: its host and the device it trains on ("cpu", "cuda:1").
+struct RankPlace {
+  std::string host;
+  std::string device;
+};
+// The Slurm job a group runs in (empty outside Slurm).
+struct SlurmIds {
+  std::string job_id;         // SLURM_JOB_ID (each array task has its own)
+  std::string array_job_id;   // SLURM_ARRAY_JOB_ID
+  std::string array_task_id;  // SLURM_ARRAY_TASK_ID
+};
+
 struct Register {
   static constexpr const char* kType = "register";
   std::string group;  // stable id chosen by the group (host:pid:rank0 by default)
@@ -86,6 +98,10 @@ struct Register {
   std::string git_commit;
   nlohmann::json versions = nlohmann::json::object();  // library versions
   std::vector<LeaseRef> held;  // leases the group believes it holds (reconnect)
+  // Optional: one entry per rank in rank order (wire "ranks": [{"host", "device"}]); empty or
+  // exactly `size` entries.
+  std::vector<RankPlace> ranks;
+  SlurmIds slurm;  // optional (wire "slurm": {"job_id", "array_job_id", "array_task_id"})
 };
 struct Registered {
   static constexpr const char* kType = "registered";

@@ -34,6 +34,17 @@ TEST(ProtocolTest, RoundTripsWorkerMessages) {
   ASSERT_EQ(r2.held.size(), 1u);
   EXPECT_EQ(r2.held[0].trial_key, "k1");
   EXPECT_EQ(r2.held[0].attempt, 2);
+  EXPECT_TRUE(r2.ranks.empty());
+  EXPECT_EQ(r2.slurm.job_id, "");
+  reg.ranks = {{"gpu01", "cuda:0"}, {"gpu02", "cuda:1"}};
+  reg.slurm = {"1240", "1234", "6"};
+  Register r3 = RoundTrip(reg);
+  ASSERT_EQ(r3.ranks.size(), 2u);
+  EXPECT_EQ(r3.ranks[1].host, "gpu02");
+  EXPECT_EQ(r3.ranks[1].device, "cuda:1");
+  EXPECT_EQ(r3.slurm.job_id, "1240");
+  EXPECT_EQ(r3.slurm.array_job_id, "1234");
+  EXPECT_EQ(r3.slurm.array_task_id, "6");
 
   LeaseGrant g{"k1", 3, {{"method", "smoke"}}, {{"ranks", 2}}, 7.5};
   LeaseGrant g2 = RoundTrip(g);
@@ -166,6 +177,17 @@ TEST(ProtocolTest, RejectsBadFieldsWithPreciseMessages) {
   Register reg;
   EXPECT_EQ(parse(R"({"v":1,"type":"register","group":"g","size":0})", &reg).message(),
             "register: field 'size' must be between 1 and 1048576, got 0");
+  EXPECT_EQ(parse(R"({"v":1,"type":"register","group":"g","size":2,)"
+                  R"("ranks":[{"host":"a","device":"cuda:0"}]})",
+                  &reg)
+                .message(),
+            "register: field 'ranks' has 1 entries for 2 ranks");
+  EXPECT_EQ(parse(R"({"v":1,"type":"register","group":"g","size":1,"ranks":[{"host":"a"}]})", &reg)
+                .message(),
+            "register: ranks[0]: missing field 'device'");
+  EXPECT_EQ(parse(R"({"v":1,"type":"register","group":"g","size":1,"slurm":{"job_id":7}})", &reg)
+                .message(),
+            "register: slurm: field 'job_id': expected a string, got integer");
   Cancel c;
   EXPECT_EQ(parse(R"({"v":1,"type":"cancel"})", &c).message(),
             "cancel: give exactly one of 'sweep' and 'trial'");

@@ -23,6 +23,56 @@ bool FirstFitPolicy::Fits(const GroupState& group, const QueuedTrial& trial) con
   return true;
 }
 
+std::string AttemptHosts(const GroupState& g) {
+  std::string out;
+  std::set<std::string> seen;
+  for (const auto& r : g.ranks) {
+    if (!seen.insert(r.host).second) continue;
+    out += (out.empty() ? "" : ",") + r.host;
+  }
+  return out.empty() ? g.host : out;
+}
+
+std::string AttemptDevices(const GroupState& g) {
+  std::string out;
+  for (const auto& r : g.ranks) out += (out.empty() ? "" : ",") + r.device;
+  return out.empty() ? g.devices : out;
+}
+
+std::string WaitReason(const QueuedTrial& q, const std::vector<const GroupState*>& groups,
+                       const SchedulingPolicy& policy, double now, const std::string& dependency) {
+  auto plural = [](size_t n, const std::string& one, const std::string& many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+  };
+  if (q.not_before > now) {
+    return "retry back-off (" +
+           std::to_string(static_cast<int64_t>(std::ceil(q.not_before - now))) + " s left)";
+  }
+  if (!dependency.empty()) return "waits for trial " + dependency;
+  size_t fitting = 0, busy = 0;
+  for (const GroupState* g : groups) {
+    if (!policy.Fits(*g, q)) continue;
+    ++fitting;
+    if (g->attempt_id) ++busy;
+  }
+  if (fitting > busy) return "ready: a fitting group is idle";
+  if (fitting > 0) {
+    return "waits for a free group (" + plural(busy, "fitting group", "fitting groups") + " busy)";
+  }
+  std::string need = std::string("needs ") + (q.gpus_per_rank > 0 ? "cuda groups" : "groups");
+  if (q.ranks > 1) need += " of >= " + std::to_string(q.ranks) + " ranks";
+  if (groups.empty()) return need + "; no worker groups registered";
+  // What is there instead: "2 cpu groups", "2 cpu groups of 1 rank, 1 cuda group of 4 ranks".
+  std::map<std::pair<std::string, int>, size_t> kinds;
+  for (const GroupState* g : groups) kinds[{g->devices, q.ranks > 1 ? g->size : 0}]++;
+  std::string have;
+  for (const auto& [kind, n] : kinds) {
+    have += (have.empty() ? "" : ", ") + plural(n, kind.first + " group", kind.first + " groups");
+    if (kind.second > 0) have += " of " + plural(static_cast<size_t>(kind.second), "rank", "ranks");
+  }
+  return need + "; " + have + " registered";
+}
+
 namespace {
 
 // Runs `fn` in a transaction; the callbacks it collects run only after the commit succeeded,
@@ -257,6 +307,8 @@ StatusOr<std::string> Core::OnRegister(const proto::Register& m) {
   g.version = m.version;
   g.git_commit = m.git_commit;
   g.versions_json = m.versions.dump();
+  g.ranks = m.ranks;
+  g.slurm = m.slurm;
   g.last_seen = now;
   proto::Registered reply;
   reply.heartbeat_s = options_.heartbeat_s;
@@ -350,7 +402,11 @@ StatusOr<std::string> Core::OnLeaseRequest(const proto::LeaseRequest& m) {
     a.number = lease.number;
     a.state = "leased";
     a.group_id = g.id;
-    a.host = g.host;
+    a.host = AttemptHosts(g);
+    a.devices = AttemptDevices(g);
+    a.slurm_job_id = g.slurm.job_id;
+    a.slurm_array_job_id = g.slurm.array_job_id;
+    a.slurm_array_task_id = g.slurm.array_task_id;
     a.git_commit = g.git_commit;
     a.versions_json = g.versions_json;
     a.lease_expires_at = lease.expires_at;
@@ -814,6 +870,10 @@ StatusOr<std::string> Core::OnLogs(const proto::Logs& m) {
                                    {"state", a.state},
                                    {"group", a.group_id},
                                    {"host", a.host},
+                                   {"devices", a.devices},
+                                   {"slurm_job_id", a.slurm_job_id},
+                                   {"slurm_array_job_id", a.slurm_array_job_id},
+                                   {"slurm_array_task_id", a.slurm_array_task_id},
                                    {"error", a.error},
                                    {"metrics", metrics.size()},
                                    {"last", last}});
@@ -828,6 +888,33 @@ StatusOr<std::string> Core::OnLogs(const proto::Logs& m) {
 
 StatusOr<json> Core::StatusJson(int64_t sweep) {
   double now = clock_->Now();
+  // Per sweep: the largest group its queued trials need, and why they wait.
+  std::vector<const GroupState*> live;
+  for (const auto& [id, g] : groups_) {
+    if (now - g.last_seen <= options_.group_gone_s) live.push_back(&g);
+  }
+  std::map<int64_t, std::pair<int, int>> needs;  // sweep -> (ranks, gpus_per_rank)
+  std::map<int64_t, std::map<std::string, int64_t>> waiting;
+  for (const auto& [k, q] : queue_) {
+    auto t = trials_.find(q.id);
+    if (t == trials_.end()) continue;
+    std::string dependency;
+    if (q.depends_on) {
+      auto d = trials_.find(q.depends_on);
+      if (d == trials_.end()) {
+        dependency = "#" + std::to_string(q.depends_on) + " (unknown)";
+      } else if (d->second.state != "succeeded") {
+        dependency = d->second.key + " (" + d->second.state + ")";
+      }
+    }
+    std::string reason = WaitReason(q, live, *policy_, now, dependency);
+    for (int64_t sw : t->second.sweeps) {
+      auto& n = needs.try_emplace(sw, q.ranks, q.gpus_per_rank).first->second;
+      n.first = std::max(n.first, q.ranks);
+      n.second = std::max(n.second, q.gpus_per_rank);
+      waiting[sw][reason]++;
+    }
+  }
   json out;
   out["sweeps"] = json::array();
   SD2_ASSIGN_OR_RETURN(auto sweeps, store_->ListSweeps());
@@ -856,6 +943,19 @@ StatusOr<json> Core::StatusJson(int64_t sweep) {
                                {"failed", c.failed},
                                {"reused", c.reused},
                                {"cancelled", c.cancelled}}}});
+    json& entry = out["sweeps"].back();
+    if (auto n = needs.find(s.id); n != needs.end()) {
+      entry["needs"] = {{"ranks", n->second.first}, {"gpus_per_rank", n->second.second}};
+    }
+    entry["waiting"] = json::array();
+    if (auto w = waiting.find(s.id); w != waiting.end()) {
+      std::vector<std::pair<std::string, int64_t>> reasons(w->second.begin(), w->second.end());
+      std::stable_sort(reasons.begin(), reasons.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+      for (const auto& [reason, n] : reasons) {
+        entry["waiting"].push_back({{"reason", reason}, {"trials", n}});
+      }
+    }
   }
   if (sweep && !found) return NotFoundError("no sweep " + std::to_string(sweep));
   // Top level: the requested sweep, or the newest one.
@@ -881,6 +981,8 @@ StatusOr<json> Core::StatusJson(int64_t sweep) {
                              {"host", g.host},
                              {"size", g.size},
                              {"devices", g.devices},
+                             {"rank_devices", AttemptDevices(g)},
+                             {"slurm_job_id", g.slurm.job_id},
                              {"state", state},
                              {"trial", trial},
                              {"last_seen_s", now - g.last_seen}});

@@ -86,6 +86,8 @@ struct GroupState {
   std::string version;
   std::string git_commit;
   std::string versions_json;
+  std::vector<protocol::RankPlace> ranks;  // each rank's host and device, when the group said
+  protocol::SlurmIds slurm;                // the group's Slurm job ("" outside Slurm)
   double last_seen = 0;
   int64_t attempt_id = 0;  // 0: idle
 };
@@ -104,6 +106,21 @@ class FirstFitPolicy : public SchedulingPolicy {
  public:
   bool Fits(const GroupState& group, const QueuedTrial& trial) const override;
 };
+
+// What an attempt records of where it ran (storage AttemptRow host, devices): the distinct
+// hosts of the group's ranks in rank order, comma-separated (the group's host when it sent no
+// ranks), and each rank's device in rank order (the group's `devices` when it sent no ranks).
+std::string AttemptHosts(const GroupState& g);
+std::string AttemptDevices(const GroupState& g);
+
+// Why a queued trial does not run now, for `sd2ctl status`: "retry back-off (4 s left)",
+// "waits for trial KEY (running)", "needs cuda groups; 2 cpu groups registered",
+// "waits for a free group (1 fitting group busy)", or "ready: a fitting group is idle".
+// `groups` are the live (not gone) groups; `dependency` is the key and state of the trial it
+// depends on ("" when none or succeeded).
+std::string WaitReason(const QueuedTrial& trial, const std::vector<const GroupState*>& groups,
+                       const SchedulingPolicy& policy, double now,
+                       const std::string& dependency = "");
 
 struct CoreCounters {
   int64_t messages = 0;

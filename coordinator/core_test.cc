@@ -6,6 +6,12 @@
 
 #include <filesystem>
 
+#include "cluster/fake_launcher.h"
+#include "cluster/launcher_config.h"
+#include "common/file_util.h"
+#include "coordinator/group_launching.h"
+#include "coordinator/submit.h"
+
 namespace sd2::coordinator {
 namespace {
 
@@ -393,6 +399,200 @@ TEST_F(CoreTest, DeeplyNestedMessagesAreRefusedBeforeAnyCopy) {
   Submit({Spec("a")});
   Register("g1");
   EXPECT_EQ(Grant("g1").trial_key, "a");
+}
+
+// The paper's sweeps ask for gpus_per_rank = 1: groups that register `cuda` take them, `cpu`
+// groups are refused, and `status` says why the trials wait. The attempt records each rank's
+// device, the hosts and the Slurm job of the group that ran it.
+TEST_F(CoreTest, PaperGpuTrialsGoToCudaGroupsOnlyAndStatusSaysWhy) {
+  auto opts = ParseExpandFlags({"SD2_DATA=/data/mmidd"}, "", "");
+  ASSERT_TRUE(opts.ok()) << opts.status();
+  auto submit =
+      BuildSubmit(std::string(SD2_SOURCE_DIR) + "/sweeps/paper/table6_scaling.toml", *opts);
+  ASSERT_TRUE(submit.ok()) << submit.status();
+  ASSERT_FALSE(submit->trials.empty());
+  for (const auto& t : submit->trials) {
+    ASSERT_EQ(t.resources.value("gpus_per_rank", 0), 1) << t.key;
+    ASSERT_EQ(t.resources.value("ranks", 0), 8) << t.key;
+  }
+  const int64_t n = static_cast<int64_t>(submit->trials.size());
+  auto sub = CallAs<proto::Submitted>(*submit);
+  EXPECT_EQ(sub.queued, n);
+
+  auto status = [&]() {
+    auto st = core_->StatusJson(0);
+    EXPECT_TRUE(st.ok()) << st.status();
+    return st.ok() ? *st : json();
+  };
+  json st = status();
+  ASSERT_EQ(st["sweeps"].size(), 1u);
+  EXPECT_EQ(st["sweeps"][0]["needs"], json({{"ranks", 8}, {"gpus_per_rank", 1}}));
+  EXPECT_EQ(
+      st["sweeps"][0]["waiting"],
+      json::array({{{"reason", "needs cuda groups of >= 8 ranks; no worker groups registered"},
+                    {"trials", n}}}));
+
+  // Two CPU groups of 8 ranks: refused, and the reason names them.
+  Register("cpu-1", 8);
+  Register("cpu-2", 8);
+  EXPECT_EQ(Lease("cpu-1").type, proto::NoWork::kType);
+  EXPECT_EQ(Lease("cpu-2").type, proto::NoWork::kType);
+  st = status();
+  EXPECT_EQ(st["sweeps"][0]["waiting"],
+            json::array({{{"reason",
+                           "needs cuda groups of >= 8 ranks; 2 cpu groups of 8 ranks "
+                           "registered"},
+                          {"trials", n}}}));
+  // A CUDA group that is too small is refused as well.
+  proto::Register small;
+  small.group = "cuda-4";
+  small.host = "gpu09";
+  small.size = 4;
+  small.devices = "cuda";
+  CallAs<proto::Registered>(small);
+  EXPECT_EQ(Lease("cuda-4").type, proto::NoWork::kType);
+  st = status();
+  EXPECT_EQ(st["sweeps"][0]["waiting"][0]["reason"],
+            "needs cuda groups of >= 8 ranks; 2 cpu groups of 8 ranks, 1 cuda group of 4 ranks "
+            "registered");
+
+  // An 8-rank CUDA group over two nodes, in a Slurm array task.
+  proto::Register gpu;
+  gpu.group = "gpu01:77";
+  gpu.host = "gpu01";
+  gpu.size = 8;
+  gpu.devices = "cuda";
+  for (int r = 0; r < 8; ++r) {
+    gpu.ranks.push_back({r < 4 ? "gpu01" : "gpu02", "cuda:" + std::to_string(r % 4)});
+  }
+  gpu.slurm = {"1240", "1234", "6"};
+  CallAs<proto::Registered>(gpu);
+  st = status();
+  EXPECT_EQ(st["sweeps"][0]["waiting"][0]["reason"], "ready: a fitting group is idle");
+  auto g = Grant("gpu01:77");
+  ASSERT_FALSE(g.trial_key.empty());
+  EXPECT_EQ(g.resources.value("gpus_per_rank", 0), 1);
+  st = status();
+  EXPECT_EQ(st["sweeps"][0]["waiting"][0]["reason"],
+            "waits for a free group (1 fitting group busy)");
+  EXPECT_EQ(st["sweeps"][0]["waiting"][0]["trials"], n - 1);
+  json group;
+  for (const auto& gj : st["groups"]) {
+    if (gj["id"] == "gpu01:77") group = gj;
+  }
+  EXPECT_EQ(group["devices"], "cuda");
+  EXPECT_EQ(group["rank_devices"], "cuda:0,cuda:1,cuda:2,cuda:3,cuda:0,cuda:1,cuda:2,cuda:3");
+  EXPECT_EQ(group["slurm_job_id"], "1240");
+  // The CPU groups still get nothing.
+  EXPECT_EQ(Lease("cpu-1").type, proto::NoWork::kType);
+
+  auto attempts = Attempts(g.trial_key);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].host, "gpu01,gpu02");
+  EXPECT_EQ(attempts[0].devices, "cuda:0,cuda:1,cuda:2,cuda:3,cuda:0,cuda:1,cuda:2,cuda:3");
+  EXPECT_EQ(attempts[0].slurm_job_id, "1240");
+  EXPECT_EQ(attempts[0].slurm_array_job_id, "1234");
+  EXPECT_EQ(attempts[0].slurm_array_task_id, "6");
+  proto::Logs logs;
+  logs.trial_key = g.trial_key;
+  proto::Message lr = Call(logs);
+  ASSERT_EQ(lr.type, "logs_reply") << lr.body.dump();
+  const json& a = lr.body["attempts"][0];
+  EXPECT_EQ(a["host"], "gpu01,gpu02");
+  EXPECT_EQ(a["devices"], attempts[0].devices);
+  EXPECT_EQ(a["slurm_job_id"], "1240");
+  EXPECT_EQ(a["slurm_array_job_id"], "1234");
+  EXPECT_EQ(a["slurm_array_task_id"], "6");
+}
+
+TEST(WaitReasonTest, NamesBackOffDependenciesAndWhatIsRegistered) {
+  FirstFitPolicy policy;
+  QueuedTrial q;
+  q.ranks = 1;
+  q.gpus_per_rank = 1;
+  GroupState cpu1, cpu2, cuda;
+  cpu1.devices = cpu2.devices = "cpu";
+  cuda.devices = "cuda";
+  q.not_before = 103.2;
+  EXPECT_EQ(WaitReason(q, {}, policy, 100), "retry back-off (4 s left)");
+  q.not_before = 0;
+  EXPECT_EQ(WaitReason(q, {}, policy, 100, "ab12 (running)"), "waits for trial ab12 (running)");
+  EXPECT_EQ(WaitReason(q, {&cpu1, &cpu2}, policy, 100),
+            "needs cuda groups; 2 cpu groups registered");
+  EXPECT_EQ(WaitReason(q, {&cpu1}, policy, 100), "needs cuda groups; 1 cpu group registered");
+  cuda.attempt_id = 9;
+  EXPECT_EQ(WaitReason(q, {&cpu1, &cuda}, policy, 100),
+            "waits for a free group (1 fitting group busy)");
+  cuda.attempt_id = 0;
+  EXPECT_EQ(WaitReason(q, {&cpu1, &cuda}, policy, 100), "ready: a fitting group is idle");
+  q.gpus_per_rank = 0;
+  q.ranks = 2;
+  EXPECT_EQ(WaitReason(q, {&cpu1}, policy, 100),
+            "needs groups of >= 2 ranks; 1 cpu group of 1 rank registered");
+}
+
+// [launcher]: SweepGroups launches groups of the shape the paper sweep's queued trials need
+// (8 ranks, 1 GPU each), and their workers start on CUDA; an explicit `devices` wins.
+TEST_F(CoreTest, LauncherConfigStartsPaperGroupsOnCuda) {
+  auto opts = ParseExpandFlags({"SD2_DATA=/data/mmidd"}, "", "");
+  ASSERT_TRUE(opts.ok());
+  auto submit =
+      BuildSubmit(std::string(SD2_SOURCE_DIR) + "/sweeps/paper/table6_scaling.toml", *opts);
+  ASSERT_TRUE(submit.ok()) << submit.status();
+  ASSERT_EQ(CallAs<proto::Submitted>(*submit).queued, static_cast<int64_t>(submit->trials.size()));
+  auto now = std::chrono::steady_clock::now();
+  auto clock = [&now] { return now; };
+
+  // kind = "slurm", with the launcher's commands faked: the script that goes to sbatch.
+  auto cfg = cluster::ParseLauncherConfig(json{{"kind", "slurm"},
+                                               {"groups", 1},
+                                               {"ranks", 2},  // the sweep's 8 replace it
+                                               {"nodes", 2},
+                                               {"partition", "gpu"},
+                                               {"time", "12:00:00"},
+                                               {"script_dir", (dir_ / "slurm").string()}});
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  cluster::FakeCommandRunner runner;
+  runner.Expect("sbatch", {0, "4242\n", ""});
+  cluster::SlurmLauncher slurm(&runner, cfg->slurm);
+  SweepGroups groups(core_.get(), *cfg, &slurm, "tcp://login1:5557", nullptr, clock);
+  EXPECT_EQ(groups.Tick(), std::set<std::string>{"sweep-1"});
+  ASSERT_FALSE(slurm.last_script().empty());
+  auto script = ReadFile(slurm.last_script());
+  ASSERT_TRUE(script.ok()) << script.status();
+  EXPECT_NE(script->find("#SBATCH --ntasks-per-node=4\n"), std::string::npos) << *script;
+  EXPECT_NE(script->find("#SBATCH --gpus-per-node=4\n"), std::string::npos) << *script;
+  EXPECT_NE(script->find("--coordinator tcp://login1:5557 --devices cuda"), std::string::npos)
+      << *script;
+
+  // kind = "local" (FakeLauncher here): the spec, and the worker command it turns into.
+  auto local = cluster::ParseLauncherConfig(json{{"kind", "local"}, {"groups", 2}});
+  ASSERT_TRUE(local.ok());
+  cluster::FakeLauncher fake;
+  SweepGroups local_groups(core_.get(), *local, &fake, "tcp://head:5557", nullptr, clock);
+  local_groups.Tick();
+  ASSERT_EQ(fake.launches().size(), 2u);
+  const cluster::GroupSpec& spec = fake.launches()[0].spec;
+  EXPECT_EQ(spec.ranks, 8);
+  EXPECT_EQ(spec.gpus_per_rank, 1);
+  EXPECT_EQ(cluster::WorkerCommand(spec, "sd2-worker"),
+            (std::vector<std::string>{"sd2-worker", "--coordinator", "tcp://head:5557", "--devices",
+                                      "cuda"}));
+
+  // devices = "cpu" in the config is the user's word.
+  auto cpu = cluster::ParseLauncherConfig(json{{"kind", "local"}, {"devices", "cpu"}});
+  ASSERT_TRUE(cpu.ok());
+  cluster::FakeLauncher fake_cpu;
+  SweepGroups cpu_groups(core_.get(), *cpu, &fake_cpu, "tcp://head:5557", nullptr, clock);
+  cpu_groups.Tick();
+  ASSERT_EQ(fake_cpu.launches().size(), 1u);
+  EXPECT_EQ(
+      cluster::WorkerCommand(fake_cpu.launches()[0].spec, "w"),
+      (std::vector<std::string>{"w", "--coordinator", "tcp://head:5557", "--devices", "cpu"}));
+  auto bad = cluster::ParseLauncherConfig(json{{"kind", "local"}, {"devices", "gpu"}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("devices 'gpu' must be cpu or cuda"), std::string::npos)
+      << bad.status();
 }
 
 }  // namespace

@@ -19,6 +19,12 @@ const char* const kMigrations[] = {
     "CREATE INDEX trials_by_state ON trials(state);"
     "CREATE INDEX sweep_trials_by_trial ON sweep_trials(trial_id);"
     "CREATE INDEX attempts_by_trial ON attempts(trial_id, number);",
+    // 3: where an attempt ran: each rank's device, and the Slurm job and array task of its
+    //    group (empty outside Slurm). Older rows keep NULL (read as "").
+    "ALTER TABLE attempts ADD COLUMN devices TEXT;"
+    "ALTER TABLE attempts ADD COLUMN slurm_job_id TEXT;"
+    "ALTER TABLE attempts ADD COLUMN slurm_array_job_id TEXT;"
+    "ALTER TABLE attempts ADD COLUMN slurm_array_task_id TEXT;",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion);
 
@@ -143,7 +149,8 @@ TrialRow ReadTrial(Stmt& s) {
 
 const char kAttemptColumns[] =
     "id, trial_id, number, state, group_id, host, git_commit, versions_json, variant_json, "
-    "lease_expires_at, created_at, started_at, ended_at, error";
+    "lease_expires_at, created_at, started_at, ended_at, error, devices, slurm_job_id, "
+    "slurm_array_job_id, slurm_array_task_id";
 
 AttemptRow ReadAttempt(Stmt& s) {
   AttemptRow a;
@@ -161,6 +168,10 @@ AttemptRow ReadAttempt(Stmt& s) {
   a.started_at = s.OptReal(11);
   a.ended_at = s.OptReal(12);
   a.error = s.Text(13);
+  a.devices = s.Text(14);
+  a.slurm_job_id = s.Text(15);
+  a.slurm_array_job_id = s.Text(16);
+  a.slurm_array_task_id = s.Text(17);
   return a;
 }
 
@@ -463,11 +474,14 @@ StatusOr<int64_t> Store::InsertAttempt(const AttemptRow& r) {
   SD2_STMT(s,
            "INSERT INTO attempts (trial_id, number, state, group_id, host, git_commit, "
            "versions_json, variant_json, lease_expires_at, created_at, started_at, ended_at, "
-           "error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+           "error, devices, slurm_job_id, slurm_array_job_id, slurm_array_task_id) "
+           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   s.Bind(1, r.trial_id).Bind(2, r.number).Bind(3, r.state).BindOptText(4, r.group_id);
   s.BindOptText(5, r.host).BindOptText(6, r.git_commit).BindOptText(7, r.versions_json);
   s.BindOptText(8, r.variant_json).BindOpt(9, r.lease_expires_at).Bind(10, r.created_at);
   s.BindOpt(11, r.started_at).BindOpt(12, r.ended_at).BindOptText(13, r.error);
+  s.BindOptText(14, r.devices).BindOptText(15, r.slurm_job_id);
+  s.BindOptText(16, r.slurm_array_job_id).BindOptText(17, r.slurm_array_task_id);
   SD2_RETURN_IF_ERROR(s.Run().WithPrefix("attempt " + std::to_string(r.number) + " of trial " +
                                          std::to_string(r.trial_id)));
   return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
@@ -520,11 +534,14 @@ Status Store::UpdateAttempt(const AttemptRow& r) {
   SD2_STMT(s,
            "UPDATE attempts SET state = ?, group_id = ?, host = ?, git_commit = ?, "
            "versions_json = ?, variant_json = ?, lease_expires_at = ?, started_at = ?, "
-           "ended_at = ?, error = ? WHERE id = ?");
+           "ended_at = ?, error = ?, devices = ?, slurm_job_id = ?, slurm_array_job_id = ?, "
+           "slurm_array_task_id = ? WHERE id = ?");
   s.Bind(1, r.state).BindOptText(2, r.group_id).BindOptText(3, r.host);
   s.BindOptText(4, r.git_commit).BindOptText(5, r.versions_json).BindOptText(6, r.variant_json);
   s.BindOpt(7, r.lease_expires_at).BindOpt(8, r.started_at).BindOpt(9, r.ended_at);
-  s.BindOptText(10, r.error).Bind(11, r.id);
+  s.BindOptText(10, r.error).BindOptText(11, r.devices).BindOptText(12, r.slurm_job_id);
+  s.BindOptText(13, r.slurm_array_job_id).BindOptText(14, r.slurm_array_task_id);
+  s.Bind(15, r.id);
   SD2_RETURN_IF_ERROR(s.Run());
   if (sqlite3_changes(db_) == 0) {
     return NotFoundError("no attempt with id " + std::to_string(r.id));

@@ -33,7 +33,7 @@ struct sqlite3_stmt;
 namespace sd2::storage {
 
 // The newest schema version this build knows (PRAGMA user_version after Open).
-inline constexpr int kSchemaVersion = 2;
+inline constexpr int kSchemaVersion = 3;
 
 struct StoreOptions {
   bool read_only = false;
@@ -88,6 +88,12 @@ struct AttemptRow {
   std::optional<double> started_at;
   std::optional<double> ended_at;
   std::string error;
+  // (migration 3) Each rank's device in rank order, comma-separated ("cuda:0,cuda:1"; "cpu"
+  // when the group did not say), and the Slurm job of the group ("" outside Slurm).
+  std::string devices;
+  std::string slurm_job_id;
+  std::string slurm_array_job_id;
+  std::string slurm_array_task_id;
 };
 
 struct MetricRow {
@@ -183,7 +189,8 @@ class Store {
   StatusOr<std::optional<AttemptRow>> FindAttempt(int64_t trial_id, int number);
   StatusOr<std::vector<AttemptRow>> ListAttempts(int64_t trial_id);
   StatusOr<std::vector<AttemptRow>> ListAttemptsInState(const std::string& state);
-  // Writes every mutable field (state, group, host, versions, variant, lease, times, error).
+  // Writes every mutable field (state, group, host, versions, variant, lease, times, error,
+  // devices, Slurm ids).
   Status UpdateAttempt(const AttemptRow& row);
 
   // Idempotent: rows whose (attempt, seq) exist are skipped. Returns the number inserted.

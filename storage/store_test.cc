@@ -112,6 +112,77 @@ TEST_F(StoreTest, MigratesAVersionOneDatabase) {
   EXPECT_EQ((*t)->resources_json, "{}");
 }
 
+TEST_F(StoreTest, MigratesAVersionTwoDatabaseKeepingItsAttempts) {
+  store_.reset();
+  std::filesystem::remove(path_);
+  std::filesystem::remove(path_ + "-wal");
+  std::filesystem::remove(path_ + "-shm");
+  // A version-2 store as shipped: the v1 DDL, migration 2, and an attempt written at v2.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  std::string ddl = std::string(SD2_SOURCE_DIR) + "/storage/schema.sql";
+  FILE* f = fopen(ddl.c_str(), "rb");
+  ASSERT_NE(f, nullptr);
+  std::string sql;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, f)) > 0) sql.append(buf, n);
+  fclose(f);
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "ALTER TABLE trials ADD COLUMN resources_json TEXT NOT NULL DEFAULT '{}';"
+                         "ALTER TABLE trials ADD COLUMN label TEXT;"
+                         "CREATE INDEX trials_by_state ON trials(state);"
+                         "CREATE INDEX sweep_trials_by_trial ON sweep_trials(trial_id);"
+                         "CREATE INDEX attempts_by_trial ON attempts(trial_id, number);"
+                         "PRAGMA user_version = 2;"
+                         "INSERT INTO trials (trial_key, method, scale, seed, config_json, "
+                         "resources_json, created_at, updated_at) VALUES ('old', 'smoke', 0, 0, "
+                         "'{}', '{\"gpus_per_rank\":1,\"ranks\":8}', 0, 0);"
+                         "INSERT INTO attempts (trial_id, number, state, group_id, host, "
+                         "created_at) VALUES (1, 1, 'failed', 'g1', 'node7', 5);",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto s = Store::Open(path_);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->SchemaVersion(), 3);
+  auto old = (*s)->FindAttempt(1, 1);
+  ASSERT_TRUE(old.ok()) << old.status();
+  ASSERT_TRUE(old->has_value());
+  EXPECT_EQ((*old)->host, "node7");
+  EXPECT_EQ((*old)->state, "failed");
+  EXPECT_EQ((*old)->devices, "");
+  EXPECT_EQ((*old)->slurm_job_id, "");
+  // The new columns are written and read back, on insert and on update.
+  AttemptRow a;
+  a.trial_id = 1;
+  a.number = 2;
+  a.host = "gpu01";
+  a.devices = "cuda:0,cuda:1";
+  a.slurm_job_id = "1240";
+  a.slurm_array_job_id = "1234";
+  a.slurm_array_task_id = "6";
+  a.created_at = 6;
+  auto id = (*s)->InsertAttempt(a);
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto back = (*s)->GetAttempt(*id);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->devices, "cuda:0,cuda:1");
+  EXPECT_EQ(back->slurm_job_id, "1240");
+  EXPECT_EQ(back->slurm_array_job_id, "1234");
+  EXPECT_EQ(back->slurm_array_task_id, "6");
+  AttemptRow up = **old;
+  up.devices = "cpu";
+  up.slurm_job_id = "99";
+  ASSERT_TRUE((*s)->UpdateAttempt(up).ok());
+  auto up_back = (*s)->FindAttempt(1, 1);
+  ASSERT_TRUE(up_back.ok() && up_back->has_value());
+  EXPECT_EQ((*up_back)->devices, "cpu");
+  EXPECT_EQ((*up_back)->slurm_job_id, "99");
+  EXPECT_EQ((*up_back)->slurm_array_task_id, "");
+}
+
 TEST_F(StoreTest, RefusesNewerSchema) {
   ASSERT_TRUE(store_->Exec("PRAGMA user_version = 99").ok());
   store_.reset();
