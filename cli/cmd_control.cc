@@ -127,6 +127,12 @@ std::string Frame(const json& st) {
                   static_cast<long long>(t.value("failed", int64_t{0})),
                   static_cast<long long>(t.value("cancelled", int64_t{0})));
     out += line;
+    // Why queued trials wait: "  waiting: 21 trials: needs cuda groups; 2 cpu groups registered".
+    for (const auto& w : s.value("waiting", json::array())) {
+      int64_t n = w.value("trials", int64_t{0});
+      out += "  waiting: " + std::to_string(n) + (n == 1 ? " trial: " : " trials: ") +
+             w.value("reason", std::string()) + "\n";
+    }
   }
   const json groups = st.value("groups", json::array());
   out += "groups: " + std::to_string(groups.size()) + "\n";
@@ -134,11 +140,16 @@ std::string Frame(const json& st) {
     std::string trial = g["trial"].is_object() ? g["trial"].value("key", std::string()) + " #" +
                                                      std::to_string(g["trial"].value("attempt", 0))
                                                : "-";
-    std::snprintf(line, sizeof line, "  %-28.28s %2d x %-4s %-5s %s\n",
+    std::snprintf(line, sizeof line, "  %-28.28s %2d x %-4s %-5s %s",
                   g.value("id", std::string()).c_str(), g.value("size", 0),
                   g.value("devices", std::string()).c_str(),
                   g.value("state", std::string()).c_str(), trial.c_str());
     out += line;
+    const std::string rank_devices = g.value("rank_devices", std::string());
+    if (rank_devices != g.value("devices", std::string())) out += " [" + rank_devices + "]";
+    const std::string job = g.value("slurm_job_id", std::string());
+    if (!job.empty()) out += " slurm job " + job;
+    out += "\n";
   }
   return out;
 }
@@ -217,9 +228,20 @@ int Logs(int argc, char** argv) {
   std::cout << "trial " << b.value("trial", std::string()) << ": "
             << b.value("state", std::string()) << "\n";
   for (const auto& a : b["attempts"]) {
+    // Where it ran: "on gpu01:77 (host gpu01, cuda:0,cuda:1, slurm job 1240 = array 1234_6)".
+    std::string where = "host " + a.value("host", std::string());
+    if (!a.value("devices", std::string()).empty()) where += ", " + a["devices"].get<std::string>();
+    const std::string job = a.value("slurm_job_id", std::string());
+    const std::string array = a.value("slurm_array_job_id", std::string());
+    if (!job.empty()) {
+      where += ", slurm job " + job;
+      if (!array.empty()) {
+        where += " = array " + array + "_" + a.value("slurm_array_task_id", std::string());
+      }
+    }
     std::cout << "  attempt " << a.value("number", 0) << " " << a.value("state", std::string())
-              << " on " << a.value("group", std::string()) << ", " << a.value("metrics", 0)
-              << " metric rows";
+              << " on " << a.value("group", std::string()) << " (" << where << "), "
+              << a.value("metrics", 0) << " metric rows";
     if (!a.value("error", std::string()).empty())
       std::cout << ": " << a["error"].get<std::string>();
     std::cout << "\n";

@@ -34,7 +34,10 @@ struct TrialContext {
   int attempt = 1;
   std::string work_dir;          // per-trial directory, shared by attempts: checkpoints live here
   Communicator* comm = nullptr;  // the group's communicator (never null)
-  std::string device = "cpu";    // "cpu" or "cuda:N"
+  // The same ranks with host buffers (MPI): `comm` itself unless comm->device_buffers() (NCCL),
+  // for methods whose collectives run on CPU memory. Null only where no runtime set it.
+  Communicator* host_comm = nullptr;
+  std::string device = "cpu";  // "cpu" or "cuda:N"
 
   std::function<void(int64_t step, const std::string& name, double value)> report_metric;
   std::function<void(const std::string& eval_set, const std::vector<ScoreRow>& rows)> report_scores;

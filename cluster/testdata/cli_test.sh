@@ -36,7 +36,8 @@ contains render-groups "$F" "#SBATCH --account=a1"
 contains render-groups "$F" "#SBATCH --signal=B:USR1@120"
 contains render-groups "$F" "#SBATCH --constraint=a100"
 contains render-groups "$F" "#SBATCH --gpus-per-node=8"
-contains render-groups "$F" '"$SD2_WORKER" --coordinator tcp://login1:5555 --idle-exit 300 &'
+# The paper sweep asks for gpus_per_rank = 1: the workers start on CUDA.
+contains render-groups "$F" '"$SD2_WORKER" --coordinator tcp://login1:5555 --idle-exit 300 --devices cuda &'
 bash -n "$F"
 check render-groups-syntax 0 $?
 
@@ -48,6 +49,35 @@ F="$TMP/out/table6_scaling-allocation.sbatch"
 contains render-allocation "$F" "#SBATCH --nodes=2"
 contains render-allocation "$F" "--group-size 8 --db $TMP/sd2.db --var SD2_DATA=/data"
 contains render-allocation "$F" 'mpirun -np "${SLURM_NTASKS:-1}"'
+contains render-allocation "$F" "#SBATCH --ntasks-per-node=8"
+contains render-allocation "$F" "#SBATCH --gpus-per-node=8"
+contains render-allocation "$F" "--var SD2_DATA=/data --devices cuda &"
+
+# GPUs as generic resources, and the user's --devices over the sweep's GPUs.
+"$SD2CTL" slurm render "$SWEEP" --out "$TMP/gres" --coordinator tcp://login1:5555 --groups 2 \
+  --nodes 2 --gpu-request gres --devices cpu >/dev/null 2>"$TMP/stderr"
+check render-gres 0 $?
+F="$TMP/gres/table6_scaling-groups.sbatch"
+contains render-gres "$F" "#SBATCH --ntasks-per-node=4"
+contains render-gres "$F" "#SBATCH --gres=gpu:4"
+contains render-gres "$F" "--idle-exit 300 --devices cpu &"
+if grep -q -e "--gpus-per-node" -e "--devices cuda" "$F"; then
+  echo "FAIL render-gres: --gpus-per-node or --devices cuda in $F" >&2
+  failures=$((failures + 1))
+fi
+(cd "$TMP" && "$SD2CTL" slurm render "$SWEEP" --out gres --shape allocation --db sd2.db \
+  --var SD2_DATA=/data --gpu-request gres >/dev/null 2>"$TMP/stderr")
+check render-gres-allocation 0 $?
+contains render-gres-allocation "$TMP/gres/table6_scaling-allocation.sbatch" "#SBATCH --gres=gpu:8"
+contains render-gres-allocation "$TMP/gres/table6_scaling-allocation.sbatch" "--devices cuda &"
+"$SD2CTL" slurm render "$SWEEP" --out "$TMP/bad" --coordinator tcp://h:1 --groups 1 \
+  --devices gpu 2>"$TMP/stderr"
+check bad-devices 2 $?
+contains bad-devices "$TMP/stderr" "--devices 'gpu': expected cpu or cuda"
+"$SD2CTL" slurm render "$SWEEP" --out "$TMP/bad" --coordinator tcp://h:1 --groups 1 \
+  --gpu-request tres 2>"$TMP/stderr"
+check bad-gpu-request 2 $?
+contains bad-gpu-request "$TMP/stderr" "gpu_request 'tres': expected gpus-per-node or gres"
 
 # Bad input: exit 2 and a message that says what to fix.
 "$SD2CTL" slurm render "$SWEEP" --out "$TMP/bad" --groups 2 2>"$TMP/stderr"
@@ -77,6 +107,32 @@ contains missing-sweep "$TMP/stderr" "missing.toml"
 
 # launch through real mpirun: two one-rank groups whose "worker" is /bin/true.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+
+# launch --sweep: the paper sweep's GPUs reach the worker's command line (one rank here; the
+# "worker" records its arguments), and --devices overrides them.
+printf '#!/usr/bin/env bash\necho "$*" >>"%s/worker-args"\n' "$TMP" >"$TMP/record.sh"
+chmod +x "$TMP/record.sh"
+"$SD2CTL" launch --launcher local --sweep "$SWEEP" --coordinator tcp://127.0.0.1:1 --ranks 1 \
+  --worker "$TMP/record.sh" --oversubscribe --wait >"$TMP/stdout" 2>"$TMP/stderr"
+check launch-sweep-gpus 0 $?
+contains launch-sweep-gpus "$TMP/worker-args" "--coordinator tcp://127.0.0.1:1 --devices cuda"
+rm -f "$TMP/worker-args"
+"$SD2CTL" launch --launcher local --sweep "$SWEEP" --coordinator tcp://127.0.0.1:1 --ranks 1 \
+  --devices cpu --worker "$TMP/record.sh" --oversubscribe --wait >"$TMP/stdout" 2>"$TMP/stderr"
+check launch-sweep-cpu 0 $?
+contains launch-sweep-cpu "$TMP/worker-args" "--coordinator tcp://127.0.0.1:1 --devices cpu"
+# launch --launcher slurm with a stand-in sbatch: the script it submits asks for the GPUs and
+# starts the workers on CUDA.
+mkdir -p "$TMP/fakebin"
+printf '#!/usr/bin/env bash\ncp "${@: -1}" "%s/submitted.sbatch"\necho 4242\n' "$TMP" \
+  >"$TMP/fakebin/sbatch"
+chmod +x "$TMP/fakebin/sbatch"
+PATH="$TMP/fakebin:$PATH" "$SD2CTL" launch --launcher slurm --sweep "$SWEEP" \
+  --coordinator tcp://login1:5555 --script-dir "$TMP/scripts" >"$TMP/stdout" 2>"$TMP/stderr"
+check launch-slurm 0 $?
+contains launch-slurm "$TMP/stdout" "slurm 4242"
+contains launch-slurm "$TMP/submitted.sbatch" "#SBATCH --gpus-per-node=8"
+contains launch-slurm "$TMP/submitted.sbatch" "--coordinator tcp://login1:5555 --devices cuda &"
 "$SD2CTL" launch --launcher local --coordinator tcp://127.0.0.1:1 --groups 2 --ranks 1 \
   --worker /bin/true --oversubscribe --wait >"$TMP/stdout" 2>"$TMP/stderr"
 check launch-local 0 $?

@@ -212,8 +212,9 @@ TrialOutcome RunTrial(const GroupOptions& o, Communicator* comm, const proto::Re
   ctx.trial_key = g.trial_key;
   ctx.attempt = static_cast<int>(g.attempt);
   ctx.work_dir = o.work_dir + "/" + g.trial_key;
-  ctx.comm = comm;
-  ctx.device = o.devices == "cuda" ? "cuda:0" : "cpu";
+  ctx.comm = o.train_comm ? o.train_comm : comm;
+  ctx.host_comm = comm;
+  ctx.device = o.device.empty() ? "cpu" : o.device;
   Status dir = MakeDirs(ctx.work_dir);
   Status s;
   if (!dir.ok()) {
@@ -288,6 +289,15 @@ void RegisterAllMethods() {
 }
 
 Status RunGroup(const GroupOptions& o, Communicator* comm) {
+  if (o.devices == "cuda" && o.device.rfind("cuda:", 0) != 0) {
+    return InvalidArgumentError("a cuda group needs each rank's device (cuda:N), got '" + o.device +
+                                "'");
+  }
+  if (o.train_comm && o.train_comm->size() != comm->size()) {
+    return InvalidArgumentError("the training communicator has " +
+                                std::to_string(o.train_comm->size()) + " ranks, the group " +
+                                std::to_string(comm->size()));
+  }
   bool root = comm->rank() == 0;
   std::unique_ptr<Client> client;
   proto::Register reg;
@@ -301,6 +311,8 @@ Status RunGroup(const GroupOptions& o, Communicator* comm) {
     reg.host = HostName();
     reg.size = comm->size();
     reg.devices = o.devices;
+    reg.ranks = o.ranks;
+    reg.slurm = o.slurm;
 #ifdef SD2_VERSION
     reg.version = SD2_VERSION;
 #endif
@@ -403,6 +415,7 @@ Status RunLocal(const json& config, const std::string& trial_key, const std::str
   ctx.trial_key = trial_key;
   ctx.work_dir = out_dir + "/work";
   ctx.comm = comm;
+  ctx.host_comm = comm;
   ctx.report_metric = [&](int64_t step, const std::string& name, double value) {
     if (!root) return;
     metrics << json{{"seq", seq++},

@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/protocol.h"
 #include "common/status.h"
 #include "worker/comm/communicator.h"
 
@@ -29,7 +30,18 @@ struct GroupOptions {
   std::string coordinator;              // ZeroMQ endpoint
   std::string work_dir = "./sd2-work";  // trial dirs live in work_dir/<trial_key>/
   std::string group_id;                 // default host:pid of rank 0
-  std::string devices = "cpu";
+  std::string devices = "cpu";          // registered: "cpu" | "cuda"
+  // This rank's device for the methods ("cpu", "cuda:N"; worker/runtime/devices.h decides). A
+  // cuda group must set it; "" on a cpu group means "cpu".
+  std::string device;
+  // Rank 0: every rank's host and device, and the Slurm job, for the registration (and so for
+  // the attempt records). Optional.
+  std::vector<protocol::RankPlace> ranks;
+  protocol::SlurmIds slurm;
+  // The communicator the methods train with (TrialContext::comm): NCCL on a CUDA group built
+  // with it, else null, meaning the group's `comm`. The runtime's own collectives (decisions,
+  // failure votes) always use `comm`, whose buffers are on the host.
+  Communicator* train_comm = nullptr;
   int max_trials = -1;             // exit after this many trials (-1: no limit)
   double idle_exit_s = -1;         // exit after this long without work (-1: never)
   bool exit_when_drained = false;  // exit when the coordinator has nothing queued or running
@@ -39,7 +51,8 @@ struct GroupOptions {
   size_t scores_batch = 10000;
 };
 
-// Runs until an exit condition; Ok on a clean exit.
+// Runs until an exit condition; Ok on a clean exit. `comm` must take host buffers (MPI).
+// InvalidArgument, before anything is sent, for devices = "cuda" without a `device`.
 Status RunGroup(const GroupOptions& options, Communicator* comm);
 
 // Runs one trial without a coordinator: writes out_dir/metrics.jsonl and
@@ -54,6 +67,9 @@ bool PreemptionRequested();
 // sd2-worker's exit code after a preemption (SIGUSR1/SIGTERM): the attempt was checkpointed and
 // recorded `preempted`; batch scripts requeue the job on it (cluster::kWorkerExitPreempted).
 inline constexpr int kExitPreempted = 3;
+// sd2-worker's exit code when the devices it was asked for are not there (--devices cuda and
+// fewer GPUs than local ranks, no CUDA in the build, ...): nothing was registered or leased.
+inline constexpr int kExitNoDevice = 4;
 // Clears the flag (tests only: a real worker exits after a preemption).
 void TEST_ResetPreemption();
 

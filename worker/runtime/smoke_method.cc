@@ -45,7 +45,12 @@ Status CheckCollectives(Communicator& comm, const std::string& key) {
 class SmokeMethod : public Method {
  public:
   Status Run(TrialContext& ctx) override {
-    Communicator& comm = *ctx.comm;
+    // Its collectives use host memory: the MPI side of a group that trains over NCCL.
+    Communicator& comm = ctx.comm->device_buffers() && ctx.host_comm ? *ctx.host_comm : *ctx.comm;
+    if (comm.device_buffers()) {
+      return FailedPreconditionError("smoke: needs a communicator with host buffers, got " +
+                                     comm.backend() + " only");
+    }
     const nlohmann::json hp = ctx.config.value("hparams", nlohmann::json::object());
     double duration_s = hp.value("duration_s", 0.2);
     int64_t steps = hp.value("steps", int64_t{0});

@@ -15,10 +15,14 @@
 #include "coordinator/submit.h"
 #include "storage/store.h"
 #include "worker/comm/mpi_communicator.h"
+#ifdef SD2_HAVE_NCCL
+#include "worker/comm/nccl_communicator.h"
+#endif
 #ifdef SD2_HAVE_MODELS
 #include "worker/models/export.h"
 #endif
 #include "worker/runtime/blas_setup.h"
+#include "worker/runtime/devices.h"
 #include "worker/runtime/runtime.h"
 
 namespace {
@@ -27,7 +31,8 @@ using nlohmann::json;
 namespace proto = sd2::protocol;
 
 struct Flags {
-  std::string coordinator, work_dir = "./sd2-work", group_id, devices = "cpu";
+  // devices "": cpu in group mode; in the sweep launch cuda when a trial asks for GPUs.
+  std::string coordinator, work_dir = "./sd2-work", group_id, devices;
   int max_trials = -1;
   double idle_exit = -1, give_up = 60, lease_s = 10, heartbeat_s = 1;
   std::string sweep, db, scale_map, override_json;
@@ -75,11 +80,107 @@ sd2::worker::GroupOptions GroupOpts(const Flags& f) {
   o.coordinator = f.coordinator;
   o.work_dir = f.work_dir;
   o.group_id = f.group_id;
-  o.devices = f.devices;
+  o.devices = f.devices.empty() ? "cpu" : f.devices;
+  o.slurm = [] {
+    sd2::worker::SlurmJobIds ids = sd2::worker::SlurmJobFromEnv(sd2::worker::ProcessEnv());
+    return proto::SlurmIds{ids.job_id, ids.array_job_id, ids.array_task_id};
+  }();
   o.max_trials = f.max_trials;
   o.idle_exit_s = f.idle_exit;
   o.give_up_s = f.give_up;
   return o;
+}
+
+// Every rank's string, in rank order, on rank 0 of `comm` (empty elsewhere).
+std::vector<std::string> GatherToRoot(MPI_Comm comm, const std::string& mine) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  int len = static_cast<int>(mine.size());
+  std::vector<int> lens(rank == 0 ? size : 0), offsets(rank == 0 ? size : 0);
+  MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, comm);
+  std::string all;
+  if (rank == 0) {
+    for (int i = 0, off = 0; i < size; off += lens[i], ++i) offsets[i] = off;
+    all.resize(static_cast<size_t>(offsets.back() + lens.back()));
+  }
+  MPI_Gatherv(mine.data(), len, MPI_CHAR, all.data(), lens.data(), offsets.data(), MPI_CHAR, 0,
+              comm);
+  std::vector<std::string> out;
+  for (int i = 0; rank == 0 && i < size; ++i) out.push_back(all.substr(offsets[i], lens[i]));
+  return out;
+}
+
+// True on every rank of `comm` when `failed` is true on any.
+bool AnyFailed(MPI_Comm comm, bool failed) {
+  int mine = failed ? 1 : 0, any = 0;
+  MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, comm);
+  return any != 0;
+}
+
+// Before the group registers: each rank picks its device (worker/runtime/devices.h, node-local
+// ranks counted over `world`), every rank of `world` learns whether all could, rank 0 of `group`
+// learns every rank's host and device, and a cuda group gets its training communicator (NCCL
+// when built with it; otherwise gradients go through MPI on the CPU). Collective over `world`
+// and `group`; an error on any rank is an error on all.
+sd2::Status SetUpDevices(MPI_Comm world, MPI_Comm group, sd2::worker::GroupOptions* o,
+                         std::unique_ptr<sd2::worker::Communicator>* train_comm) {
+  int world_rank = 0, group_rank = 0;
+  MPI_Comm_rank(world, &world_rank);
+  MPI_Comm_rank(group, &group_rank);
+  MPI_Comm node;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, world_rank, MPI_INFO_NULL, &node);
+  sd2::worker::DeviceRequest req;
+  req.devices = o->devices;
+  MPI_Comm_rank(node, &req.node_local_rank);
+  MPI_Comm_size(node, &req.node_local_ranks);
+  MPI_Comm_free(&node);
+  // Only a cuda group touches the CUDA runtime.
+  req.visible_devices = o->devices == "cuda" ? sd2::worker::VisibleCudaDevices() : 0;
+  auto b = sd2::worker::ResolveDevice(req, sd2::worker::ProcessEnv());
+  const std::string host = ProcessorName();
+  if (!b.ok()) {
+    std::cerr << "sd2-worker: rank " << world_rank << " on " << host << ": " << b.status() << "\n";
+  }
+  if (AnyFailed(world, !b.ok())) {
+    return b.ok() ? sd2::FailedPreconditionError("another rank has no device (see its message)")
+                  : b.status();
+  }
+  o->device = b->device;
+  if (o->devices == "cuda") {
+    std::cerr << "sd2-worker: rank " << world_rank << " on " << host << ": " << b->rule
+              << " (CUDA_VISIBLE_DEVICES entry " << b->physical << ")\n";
+  }
+  std::vector<std::string> places = GatherToRoot(group, host + "\n" + b->device);
+  o->ranks.clear();
+  for (const std::string& p : places) {
+    auto nl = p.find('\n');
+    o->ranks.push_back({p.substr(0, nl), p.substr(nl + 1)});
+  }
+  if (o->devices != "cuda") return sd2::OkStatus();
+#ifdef SD2_HAVE_NCCL
+  auto nccl = sd2::worker::MakeNcclCommunicator(group, b->ordinal);
+  if (!nccl.ok()) {
+    std::cerr << "sd2-worker: rank " << world_rank << ": NCCL: " << nccl.status() << "\n";
+  }
+  if (AnyFailed(group, !nccl.ok())) {
+    return nccl.ok() ? sd2::UnavailableError("NCCL set-up failed on another rank of the group")
+                     : nccl.status().WithPrefix("NCCL on " + b->device);
+  }
+  *train_comm = std::move(*nccl);
+  if (group_rank == 0) {
+    std::cerr << "sd2-worker: group of " << places.size() << " rank(s) on cuda: gradients are "
+              << "all-reduced with NCCL on the GPUs\n";
+  }
+#else
+  (void)train_comm;
+  if (group_rank == 0) {
+    std::cerr << "sd2-worker: group of " << places.size() << " rank(s) on cuda, but this build "
+              << "has no NCCL: gradients are all-reduced through MPI on the CPU (build with "
+              << "-DSD2_WITH_NCCL=ON to keep them on the GPUs)\n";
+  }
+#endif
+  return sd2::OkStatus();
 }
 
 int RunSweepLaunch(const Flags& f) {
@@ -93,6 +194,7 @@ int RunSweepLaunch(const Flags& f) {
   std::unique_ptr<sd2::coordinator::Server> server;
   std::thread server_thread;
   int64_t sweep_id = 0;
+  std::string devices;
   json hello;
   if (rank == 0) {
     auto setup = [&]() -> sd2::Status {
@@ -105,6 +207,19 @@ int RunSweepLaunch(const Flags& f) {
           auto opts, sd2::coordinator::ParseExpandFlags(f.vars, f.scale_map, f.override_json));
       SD2_ASSIGN_OR_RETURN(proto::Submit submit,
                            sd2::coordinator::BuildSubmit(f.sweep, opts, f.force));
+      // The groups' devices: --devices when given, else cuda when any trial asks for GPUs.
+      int gpus = 0;
+      for (const auto& t : submit.trials) {
+        const auto g = t.resources.find("gpus_per_rank");
+        if (g != t.resources.end() && g->is_number_integer()) gpus = std::max(gpus, g->get<int>());
+      }
+      devices = !f.devices.empty() ? f.devices : (gpus > 0 ? "cuda" : "cpu");
+      if (devices == "cpu" && gpus > 0) {
+        return sd2::InvalidArgumentError("--devices cpu, but trials of " + f.sweep +
+                                         " ask for gpus_per_rank = " + std::to_string(gpus) +
+                                         ": cpu groups cannot take them (run on GPUs, or give the "
+                                         "sweep [resources] gpus_per_rank = 0)");
+      }
       SD2_ASSIGN_OR_RETURN(store, sd2::storage::Store::Open(f.db));
       clock = std::make_unique<sd2::coordinator::SystemClock>();
       sd2::coordinator::CoreOptions co;
@@ -134,7 +249,7 @@ int RunSweepLaunch(const Flags& f) {
     if (!s.ok()) {
       hello = {{"error", s.ToString()}, {"exit", sd2::ExitCodeFor(s)}};
     } else {
-      hello = {{"endpoint", server->endpoint()}};
+      hello = {{"endpoint", server->endpoint()}, {"devices", devices}};
       server_thread = std::thread([&] { (void)server->Run(); });
     }
   }
@@ -167,9 +282,26 @@ int RunSweepLaunch(const Flags& f) {
   auto comm = sd2::worker::MakeMpiCommunicator(group);
   Flags gf = f;
   gf.coordinator = hello["endpoint"].get<std::string>();
+  gf.devices = hello.value("devices", std::string("cpu"));
   sd2::worker::GroupOptions o = GroupOpts(gf);
   o.exit_when_drained = true;
+  std::unique_ptr<sd2::worker::Communicator> train;
+  sd2::Status dev = SetUpDevices(MPI_COMM_WORLD, group, &o, &train);
+  if (!dev.ok()) {
+    if (rank == 0) {
+      std::cerr << "sd2-worker: device set-up failed, no group registered: " << dev << "\n";
+      server->Stop();
+      server_thread.join();
+    }
+    MPI_Comm_free(&group);
+    return sd2::worker::kExitNoDevice;
+  }
+  o.train_comm = train.get();
+  if (rank % f.group_size == 0) {
+    std::cerr << "sd2-worker: group of rank " << rank << ": " << o.devices << "\n";
+  }
   sd2::Status s = sd2::worker::RunGroup(o, comm.get());
+  train.reset();
   if (!s.ok()) std::cerr << "sd2-worker: group of rank " << rank << ": " << s << "\n";
   MPI_Barrier(MPI_COMM_WORLD);
   MPI_Comm_free(&group);
@@ -211,7 +343,9 @@ int main(int argc, char** argv) {
   app.add_option("--coordinator", f.coordinator, "coordinator endpoint (group mode)");
   app.add_option("--work-dir", f.work_dir, "trial work dirs (checkpoints) live here");
   app.add_option("--group-id", f.group_id, "stable group id (default host:pid)");
-  app.add_option("--devices", f.devices, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--devices", f.devices,
+                 "cpu or cuda (default: cpu; in a sweep launch cuda when the sweep asks for GPUs)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   app.add_option("--max-trials", f.max_trials, "exit after N trials");
   app.add_option("--idle-exit", f.idle_exit, "exit after this many seconds without work");
   app.add_option("--give-up", f.give_up, "seconds to wait for a silent coordinator");
@@ -269,10 +403,22 @@ int main(int argc, char** argv) {
     }
   } else if (!f.coordinator.empty()) {
     auto comm = sd2::worker::MakeMpiCommunicator(MPI_COMM_WORLD);
-    sd2::Status s = sd2::worker::RunGroup(GroupOpts(f), comm.get());
-    if (!s.ok()) {
-      std::cerr << "sd2-worker: " << s << "\n";
-      comm->Abort(1);  // take the whole group down so its lease expires
+    sd2::worker::GroupOptions o = GroupOpts(f);
+    std::unique_ptr<sd2::worker::Communicator> train;
+    sd2::Status dev = SetUpDevices(MPI_COMM_WORLD, MPI_COMM_WORLD, &o, &train);
+    if (!dev.ok()) {
+      // Every rank agreed on the failure: exit before registering, so no lease is taken.
+      if (comm->rank() == 0) {
+        std::cerr << "sd2-worker: device set-up failed, not registering: " << dev << "\n";
+      }
+      code = sd2::worker::kExitNoDevice;
+    } else {
+      o.train_comm = train.get();
+      sd2::Status s = sd2::worker::RunGroup(o, comm.get());
+      if (!s.ok()) {
+        std::cerr << "sd2-worker: " << s << "\n";
+        comm->Abort(1);  // take the whole group down so its lease expires
+      }
     }
   } else {
     std::cerr << "sd2-worker: give --coordinator ENDPOINT, --sweep FILE, or `run`\n" << app.help();

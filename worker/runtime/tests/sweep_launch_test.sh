@@ -44,6 +44,9 @@ grep -q "6 trials, 6 succeeded, 0 reused, 0 failed" "$TMP/out.txt" || { cat "$TM
 [ "$(q "select count(*) from scores")" = 1200 ] || fail "expected 2 x 100 scores per trial"
 # Both groups worked (group ids are host:pid of each group's rank 0).
 [ "$(q "select count(distinct group_id) from attempts")" = 2 ] || fail "expected two groups"
+# Each attempt records where it ran: the host and each rank's device (CPU groups of two).
+[ "$(q "select count(*) from attempts where devices = 'cpu,cpu' and host <> ''")" = 6 ] ||
+  fail "attempts lack host/devices: $(q "select host, devices from attempts")"
 
 run || { cat "$TMP/out.txt"; fail "second launch exited non-zero"; }
 grep -q "6 trials, 0 succeeded, 6 reused, 0 failed" "$TMP/out.txt" || { cat "$TMP/out.txt"; fail "rerun summary"; }
@@ -58,4 +61,46 @@ rc=$?
 set -e
 [ "$rc" = 2 ] || { cat "$TMP/out.txt"; fail "bad --group-size: exit $rc, expected 2"; }
 grep -q "does not divide the 3 ranks" "$TMP/out.txt" || fail "bad --group-size message"
+
+# A sweep that asks for GPUs starts its groups on CUDA. Without a GPU (or without LibTorch)
+# every rank refuses before any group registers: exit 4, the trials stay queued, no attempt.
+sed -e 's/^name = "smoke-launch"/name = "smoke-gpu"/' "$TMP/smoke.toml" > "$TMP/gpu.toml"
+printf '\n[resources]\nranks = 2\ngpus_per_rank = 1\n' >> "$TMP/gpu.toml"
+set +e
+timeout 60 "$MPIEXEC" -np 2 --oversubscribe "$WORKER" --sweep "$TMP/gpu.toml" --group-size 2 \
+  --db "$TMP/gpu.db" --work-dir "$TMP/work" --var SD2_TEST_DATA="$TMP" >"$TMP/out.txt" 2>&1
+rc=$?
+set -e
+qg() { sqlite3 "$TMP/gpu.db" "$1"; }
+if [ -e /dev/nvidia0 ] && [ "$rc" = 0 ]; then
+  [ "$(qg "select count(*) from attempts where devices like 'cuda:%'")" = 6 ] ||
+    fail "GPU sweep ran, but not on CUDA: $(qg "select devices from attempts")"
+else
+  [ "$rc" = 4 ] || { cat "$TMP/out.txt"; fail "GPU sweep without a GPU: exit $rc, expected 4"; }
+  grep -q -e "built without LibTorch" -e "sees no GPU" -e "need one GPU each" "$TMP/out.txt" ||
+    { cat "$TMP/out.txt"; fail "GPU sweep without a GPU: no device message"; }
+  grep -q "device set-up failed, no group registered" "$TMP/out.txt" || fail "no summary line"
+  [ "$(qg "select count(*) from attempts")" = 0 ] || fail "a lease was taken without a GPU"
+  [ "$(qg "select count(*) from groups")" = 0 ] || fail "a group registered without a GPU"
+  [ "$(qg "select count(*) from trials where state = 'queued'")" = 6 ] || fail "trials not queued"
+fi
+# --devices cpu on a sweep that asks for GPUs: bad input (exit 2), said before anything starts.
+set +e
+timeout 60 "$MPIEXEC" -np 2 --oversubscribe "$WORKER" --sweep "$TMP/gpu.toml" --group-size 2 \
+  --devices cpu --db "$TMP/gpu-cpu.db" --var SD2_TEST_DATA="$TMP" >"$TMP/out.txt" 2>&1
+rc=$?
+set -e
+[ "$rc" = 2 ] || { cat "$TMP/out.txt"; fail "--devices cpu on a GPU sweep: exit $rc, expected 2"; }
+grep -q "cpu groups cannot take them" "$TMP/out.txt" || { cat "$TMP/out.txt"; fail "message"; }
+# Group mode: --devices cuda without a GPU exits 4 before it talks to the coordinator (there
+# is none at this endpoint: registering would wait --give-up seconds).
+if [ ! -e /dev/nvidia0 ]; then
+  set +e
+  timeout 30 "$MPIEXEC" -np 2 --oversubscribe "$WORKER" --coordinator "ipc://$TMP/none.sock" \
+    --devices cuda --give-up 25 >"$TMP/out.txt" 2>&1
+  rc=$?
+  set -e
+  [ "$rc" = 4 ] || { cat "$TMP/out.txt"; fail "group --devices cuda without GPU: exit $rc"; }
+  grep -q "device set-up failed, not registering" "$TMP/out.txt" || fail "group message"
+fi
 echo "PASS"
