@@ -27,6 +27,7 @@
 #include "cluster/command_runner.h"
 #include "cluster/launcher.h"
 #include "cluster/local_launcher.h"
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 #include "common/protocol.h"
 #include "common/status.h"
@@ -203,8 +204,8 @@ Status Demo::CheckProfile() {
   json want = {{"profile", profile_.name}, {"images", profile_.images}};
   if (PathExists(path)) {
     SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-    json have = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (have != want) {
+    auto have = ParseJsonBounded(text);
+    if (!have.ok() || *have != want) {
       return InvalidArgumentError(dir_ + " holds a demo with other settings (" + text +
                                   "); use another --dir or remove it");
     }

@@ -54,6 +54,14 @@ StatusOr<json> ParseJsonBounded(std::string_view text, const JsonLimits& limits,
   }
 }
 
+json ParseJsonBoundedOrThrow(std::string_view text, const JsonLimits& limits) {
+  if (size_t at = FindJsonTooDeep(text, limits.max_depth); at != 0) {
+    throw json::parse_error::create(
+        101, at, "JSON nests deeper than " + std::to_string(limits.max_depth) + " levels", nullptr);
+  }
+  return json::parse(text.begin(), text.end());
+}
+
 namespace {
 
 // Index just past the TOML string starting at text[i] (a quote): basic "..." and literal '...',
@@ -88,7 +96,19 @@ size_t SkipTomlString(std::string_view text, size_t i) {
 
 }  // namespace
 
+std::string TomlTooDeepMessage(size_t max_depth) {
+  return "TOML nests deeper than " + std::to_string(max_depth) +
+         " levels (tables, dotted keys, arrays and inline tables together)";
+}
+
 Status CheckTomlDepth(std::string_view text, size_t max_depth) {
+  TextPosition at = FindTomlTooDeep(text, max_depth);
+  if (at.line == 0) return OkStatus();
+  return InvalidArgumentError(std::to_string(at.line) + ":" + std::to_string(at.column) + ": " +
+                              TomlTooDeepMessage(max_depth));
+}
+
+TextPosition FindTomlTooDeep(std::string_view text, size_t max_depth) {
   enum class Mode { kLineStart, kKey, kValue, kAfterValue };
   struct Open {
     bool array;    // an array, or an inline table
@@ -102,17 +122,16 @@ Status CheckTomlDepth(std::string_view text, size_t max_depth) {
   size_t value_level = 0;  // the level of the value about to start
 
   auto too_deep = [&](size_t at) {
-    size_t line = 1, line_start = 0;
+    TextPosition p{1, 1};
+    size_t line_start = 0;
     for (size_t k = 0; k < at && k < text.size(); ++k) {
       if (text[k] == '\n') {
-        ++line;
+        ++p.line;
         line_start = k + 1;
       }
     }
-    return InvalidArgumentError(std::to_string(line) + ":" + std::to_string(at - line_start + 1) +
-                                ": TOML nests deeper than " + std::to_string(max_depth) +
-                                " levels (tables, dotted keys, arrays and inline tables "
-                                "together)");
+    p.column = at - line_start + 1;
+    return p;
   };
   auto start_key = [&](size_t base) {
     mode = Mode::kKey;
@@ -231,7 +250,7 @@ Status CheckTomlDepth(std::string_view text, size_t max_depth) {
         break;
     }
   }
-  return OkStatus();
+  return TextPosition{};
 }
 
 }  // namespace sd2

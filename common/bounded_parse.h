@@ -8,12 +8,12 @@
 // value is built, and refuses anything deeper than the limit with a precise error.
 //
 //   SD2_ASSIGN_OR_RETURN(nlohmann::json j, sd2::ParseJsonBounded(text));
-//   SD2_RETURN_IF_ERROR(sd2::CheckTomlDepth(toml_text).WithPrefix(path));
-//   toml::table t = toml::parse(toml_text, path);
+//   toml::table t = sd2::ParseTomlBounded(toml_text, path);  // common/bounded_toml.h
 #ifndef SD2_COMMON_BOUNDED_PARSE_H_
 #define SD2_COMMON_BOUNDED_PARSE_H_
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 #include <nlohmann/json.hpp>
@@ -44,6 +44,10 @@ size_t FindJsonTooDeep(std::string_view text, size_t max_depth);
 StatusOr<nlohmann::json> ParseJsonBounded(std::string_view text, const JsonLimits& limits = {},
                                           size_t* error_byte = nullptr);
 
+// For code that already catches nlohmann's exceptions: json::parse after the same check, which
+// throws json::parse_error (id 101, "parse error at byte 65: JSON nests deeper than 64 levels").
+nlohmann::json ParseJsonBoundedOrThrow(std::string_view text, const JsonLimits& limits = {});
+
 // Checks the nesting of a TOML document on its text: the root table is level 0; a table
 // header [a.b] puts its keys at level 3, [[a.b]] at level 4; a key `x.y = v` puts v at the
 // current table's level + 2; each array and inline table adds one. Ok when nothing is deeper
@@ -51,6 +55,16 @@ StatusOr<nlohmann::json> ParseJsonBounded(std::string_view text, const JsonLimit
 // It reads strings, comments and multi-line values as TOML does, and over-counts rather than
 // under-counts on malformed text (which the TOML parser then refuses anyway).
 Status CheckTomlDepth(std::string_view text, size_t max_depth = kMaxTomlDepth);
+
+// 1-based line and column; line 0: nowhere.
+struct TextPosition {
+  size_t line = 0;
+  size_t column = 0;
+};
+// Where CheckTomlDepth's error points, or line 0.
+TextPosition FindTomlTooDeep(std::string_view text, size_t max_depth = kMaxTomlDepth);
+// "TOML nests deeper than 64 levels (tables, dotted keys, arrays and inline tables together)".
+std::string TomlTooDeepMessage(size_t max_depth = kMaxTomlDepth);
 
 }  // namespace sd2
 

@@ -1,6 +1,7 @@
 // ParseJsonBounded / FindJsonTooDeep and CheckTomlDepth: deep documents are refused on their
 // text, before anything is built; what sd2 reads and writes passes.
 #include "common/bounded_parse.h"
+#include "common/bounded_toml.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -82,6 +83,18 @@ TEST(ParseJsonBoundedTest, SyntaxErrorsAreValuesWithTheirByte) {
   EXPECT_FALSE(ParseJsonBounded("").ok());
 }
 
+TEST(ParseJsonBoundedTest, OrThrowThrowsNlohmannsParseError) {
+  try {
+    (void)ParseJsonBoundedOrThrow(Nested(100000));
+    FAIL() << "no exception";
+  } catch (const json::parse_error& e) {
+    EXPECT_EQ(e.byte, 65u);
+    EXPECT_THAT(e.what(), HasSubstr("parse error at byte 65: JSON nests deeper than 64 levels"));
+  }
+  EXPECT_THROW((void)ParseJsonBoundedOrThrow("[1,"), json::parse_error);
+  EXPECT_EQ(ParseJsonBoundedOrThrow(R"({"a": [1]})")["a"][0], 1);
+}
+
 // The deepest level toml++ builds (root table 0), to check CheckTomlDepth's counting.
 size_t TomlDepth(const toml::node& n) {
   size_t d = 0;
@@ -145,6 +158,30 @@ TEST(CheckTomlDepthTest, RefusesDeepDottedKeysHeadersAndArraysWithLineAndColumn)
   // Strings hold no structure.
   EXPECT_TRUE(CheckTomlDepth("a = \"" + std::string(100000, '[') + "\"\n").ok());
   EXPECT_TRUE(CheckTomlDepth("a = '" + std::string(100000, '.') + "'\n").ok());
+}
+
+TEST(ParseTomlBoundedTest, ThrowsTheParsersErrorWithLineAndColumn) {
+  std::string dotted = "x = 1\na";
+  for (int i = 0; i < 100000; ++i) dotted += ".a";
+  dotted += " = 1\n";
+  try {
+    (void)ParseTomlBounded(dotted, "deep.toml");
+    FAIL() << "no error";
+  } catch (const toml::parse_error& e) {
+    EXPECT_EQ(std::string(e.description()), TomlTooDeepMessage());
+    EXPECT_EQ(e.source().begin.line, 2u);
+    EXPECT_EQ(e.source().begin.column, 128u);
+    ASSERT_TRUE(e.source().path);
+    EXPECT_EQ(*e.source().path, "deep.toml");
+  }
+  toml::table t = ParseTomlBounded("a.b = [1, {c = 2}]\n", "ok.toml");
+  EXPECT_EQ(t["a"]["b"][1]["c"].value_or(0), 2);
+  const std::string file = ::testing::TempDir() + "/bounded_toml_test.toml";
+  ASSERT_TRUE(WriteFileAtomic(file, "[" + dotted.substr(6, 200) + "]\n").ok());
+  EXPECT_THROW((void)ParseTomlFileBounded(file), toml::parse_error);
+  ASSERT_TRUE(WriteFileAtomic(file, "[s]\nk = 'v'\n").ok());
+  EXPECT_EQ(ParseTomlFileBounded(file)["s"]["k"].value_or(std::string()), "v");
+  EXPECT_THROW((void)ParseTomlFileBounded(file + ".missing"), toml::parse_error);
 }
 
 TEST(CheckTomlDepthTest, EverySweepAndConfigInTheTreePasses) {

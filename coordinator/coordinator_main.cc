@@ -14,6 +14,7 @@
 
 #include "cluster/command_runner.h"
 #include "cluster/launcher_config.h"
+#include "common/bounded_toml.h"
 #include "coordinator/group_launching.h"
 
 #include "coordinator/server.h"
@@ -45,7 +46,7 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (!config.empty()) {
     try {
-      toml::table t = toml::parse_file(config);
+      toml::table t = sd2::ParseTomlFileBounded(config);
       if (db.empty()) db = t["db"].value_or(std::string());
       if (app.count("--bind") == 0) bind = t["bind"].value_or(bind);
       if (keys.empty()) keys = t["keys"].value_or(std::string());
@@ -54,7 +55,9 @@ int main(int argc, char** argv) {
       if (const toml::table* l = t["launcher"].as_table()) {
         std::ostringstream js;
         js << toml::json_formatter{*l};
-        auto parsed = sd2::cluster::ParseLauncherConfig(nlohmann::json::parse(js.str()));
+        auto launcher_json = sd2::ParseJsonBounded(js.str());
+        auto parsed = launcher_json.ok() ? sd2::cluster::ParseLauncherConfig(*launcher_json)
+                                         : launcher_json.status();
         if (!parsed.ok()) {
           std::cerr << config << ": " << parsed.status().message() << "\n";
           return sd2::kExitBadInput;

@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 
+#include "common/bounded_parse.h"
 #include "storage/integrity.h"
 
 namespace sd2::coordinator {
@@ -88,8 +89,8 @@ Status Commit(storage::Store* store,
 
 json ParseJsonOr(const std::string& text, json def) {
   if (text.empty()) return def;
-  json j = json::parse(text, nullptr, false);
-  return j.is_discarded() ? def : j;
+  auto j = ParseJsonBounded(text);
+  return j.ok() ? *std::move(j) : def;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/bounded_parse.h"
 #include "common/protocol.h"
 
 namespace sd2::coordinator {
@@ -25,7 +26,7 @@ std::set<std::string> SweepGroups::Tick() {
     next_check_ = now + std::chrono::seconds(1);
     StatusOr<protocol::Message> reply = protocol::Decode(core_->Handle(
         protocol::Message{protocol::StatusRequest::kType,
-                          nlohmann::json::parse(protocol::Encode(protocol::StatusRequest{}))}));
+                          ParseJsonBoundedOrThrow(protocol::Encode(protocol::StatusRequest{}))}));
     if (reply.ok() && protocol::ReplyStatus(*reply).ok() && reply->body.contains("sweeps")) {
       std::map<std::string, cluster::GroupSpec> want;
       for (const nlohmann::json& s : reply->body["sweeps"]) {

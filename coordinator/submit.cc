@@ -1,5 +1,7 @@
 #include "coordinator/submit.h"
 
+#include "common/bounded_parse.h"
+
 extern char** environ;
 
 namespace sd2::coordinator {
@@ -38,12 +40,13 @@ StatusOr<sweeps::ExpandOptions> ParseExpandFlags(const std::vector<std::string>&
     o.scale_map[*from] = *to;
   }
   if (!override_json.empty()) {
-    auto j = nlohmann::json::parse(override_json, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
+    auto j = ParseJsonBounded(override_json);
+    if (!j.ok()) return j.status().WithPrefix("--override");
+    if (!j->is_object()) {
       return InvalidArgumentError("--override: expected a JSON object, got '" + override_json +
                                   "'");
     }
-    o.overrides = j;
+    o.overrides = *std::move(j);
   }
   return o;
 }

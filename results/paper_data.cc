@@ -6,6 +6,7 @@
 #include <climits>
 #include <sstream>
 
+#include "common/bounded_toml.h"
 #include "common/file_util.h"
 
 namespace sd2::results {
@@ -82,7 +83,7 @@ StatusOr<PaperTable> ParseTable(int number, const toml::table& t, const std::str
 StatusOr<PaperData> ParsePaperData(const std::string& toml_text, const std::string& source_name) {
   toml::table root;
   try {
-    root = toml::parse(toml_text, source_name);
+    root = ParseTomlBounded(toml_text, source_name);
   } catch (const toml::parse_error& e) {
     return InvalidArgumentError(Where(source_name, e.source()) + ": " +
                                 std::string(e.description()));

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 
 namespace sd2::results {
@@ -91,12 +92,12 @@ StatusOr<std::vector<TrialResult>> ReadTrialResults(const std::string& db_path) 
     const std::string config = Text(trials.get(), 5);
     t.attempt_id = sqlite3_column_int64(trials.get(), 6);
     t.ended_at = sqlite3_column_double(trials.get(), 7);
-    try {
-      t.config = nlohmann::json::parse(config);
-    } catch (const nlohmann::json::exception& e) {
+    auto parsed = ParseJsonBounded(config);
+    if (!parsed.ok()) {
       return DataLossError(db_path + ": trial " + t.trial_key +
-                           ": config_json is not JSON: " + e.what());
+                           ": config_json is not JSON: " + parsed.status().message());
     }
+    t.config = *std::move(parsed);
     if (!t.config.is_object()) {
       return DataLossError(db_path + ": trial " + t.trial_key + ": config_json is not an object");
     }

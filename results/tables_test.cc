@@ -389,5 +389,15 @@ TEST(PaperDataTest, ParsesTheShippedFileAndReportsSyntaxErrorsWithPosition) {
   EXPECT_TRUE(PathExists(*dir + "/reported.toml"));
 }
 
+TEST(PaperDataTest, DeepNestingIsAnErrorNotACrash) {
+  std::string key = "[table3]\nx";
+  for (int i = 0; i < 100000; ++i) key += ".x";
+  StatusOr<PaperData> bad = ParsePaperData(key + " = 1\n", "deep.toml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "deep.toml:2:126: TOML nests deeper than 64 levels (tables, dotted keys, arrays and "
+            "inline tables together)");
+}
+
 }  // namespace
 }  // namespace sd2::results

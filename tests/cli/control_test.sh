@@ -52,6 +52,35 @@ set -e
 [ "$rc" -eq 2 ] || fail "bad sweep exited $rc"
 grep -q "bad.toml:2:" "$TMP/out" || fail "no file:line:col in: $(cat "$TMP/out")"
 
+# Nesting beyond 64 levels is bad input with its position, never a crash: a sweep (100,000-part
+# dotted key), an --override, and a coordinator config.
+python3 -c 'print("x" + ".x" * 100000 + " = 1")' >"$TMP/deep.toml"
+cat "$TMP/smoke.toml" >>"$TMP/deep.toml"
+set +e
+CTL submit "$TMP/deep.toml" >"$TMP/out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "deep sweep exited $rc: $(head -c 300 "$TMP/out")"
+grep -q "deep.toml:1:128: TOML nests deeper than 64 levels" "$TMP/out" ||
+  fail "deep sweep: $(head -c 300 "$TMP/out")"
+set +e
+CTL submit "$TMP/smoke.toml" --override "{\"x\": $(python3 -c 'print("[" * 1000)')" >"$TMP/out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "deep --override exited $rc: $(head -c 300 "$TMP/out")"
+grep -q "override: JSON nests deeper than 64 levels (at byte 70)" "$TMP/out" ||
+  fail "deep --override: $(head -c 300 "$TMP/out")"
+python3 -c 'print("[launcher]\nkind" + ".x" * 100000 + " = 1")' >"$TMP/deep_coordinator.toml"
+set +e
+"$BIN/sd2-coordinator" --config "$TMP/deep_coordinator.toml" --db "$TMP/other.db" \
+  --bind "ipc://$TMP/other.sock" >"$TMP/out" 2>&1
+rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "deep coordinator config exited $rc: $(head -c 300 "$TMP/out")"
+grep -q "deep_coordinator.toml:2:129: TOML nests deeper than 64 levels" "$TMP/out" ||
+  fail "deep coordinator config: $(head -c 300 "$TMP/out")"
+[ ! -e "$TMP/other.db" ] || fail "a refused config created a store"
+
 CTL submit "$TMP/smoke.toml" >"$TMP/sub" || fail "submit failed: $(cat "$TMP/sub")"
 CTL status --json >"$TMP/status.json" || fail "status --json failed"
 /usr/bin/python3 - "$TMP/status.json" <<'PY' || fail "status --json schema: $(cat "$TMP/status.json")"

@@ -4,6 +4,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 #include "common/hash.h"
 
@@ -64,22 +65,14 @@ namespace {
 // Parses one non-blank manifest line; `where(col)` gives the "NAME:LINE:COL: " prefix.
 Status ParseRow(std::string_view line, const std::function<std::string(size_t)>& where,
                 const ManifestReadOptions& options, Record* out) {
-  json j;
-  try {
-    j = json::parse(line.begin(), line.end());
-  } catch (const json::parse_error& e) {
-    std::string what = e.what();
-    // nlohmann's message starts with "[json.exception.parse_error.101] parse error at ...".
-    size_t p = what.find("] ");
-    if (p != std::string::npos) what = what.substr(p + 2);
-    return InvalidArgumentError(where(std::max<size_t>(e.byte, 1)) + "invalid JSON: " + what);
-  } catch (const json::exception& e) {
-    // E.g. out_of_range 406: a number beyond double's range (1e999).
-    std::string what = e.what();
-    size_t p = what.find("] ");
-    if (p != std::string::npos) what = what.substr(p + 2);
-    return InvalidArgumentError(where(1) + "invalid JSON: " + what);
+  // Syntax errors, numbers beyond double's range (1e999) and nesting deeper than
+  // kMaxJsonDepth are errors at their column (1 when nlohmann names none).
+  size_t error_byte = 0;
+  StatusOr<json> parsed = ParseJsonBounded(line, {}, &error_byte);
+  if (!parsed.ok()) {
+    return InvalidArgumentError(where(std::max<size_t>(error_byte, 1)) + parsed.status().message());
   }
+  json j = *std::move(parsed);
   if (!j.is_object()) return InvalidArgumentError(where(1) + "expected a JSON object");
   Record r;
   struct Field {

@@ -255,5 +255,19 @@ TEST(ManifestTest, FilterFromJson) {
   EXPECT_NE(error("[1]").find("must be a JSON object"), std::string::npos);
 }
 
+TEST(ManifestTest, DeepNestingIsAnErrorAtItsColumn) {
+  // ~200 KB on one line: 100,000 nested arrays are refused before a value is built.
+  const std::string good = RecordToJson(MakeRecord("a.jpg", "REAL")) + "\n";
+  const std::string start = R"({"path":"b.jpg","dataset":"D","split":"train","type":"FS","x":)";
+  const std::string deep = start + std::string(100000, '[') + std::string(100000, ']') + "}";
+  // The line's object is level 1: the 64th '[' opens level 65.
+  ExpectError(good + deep + "\n", "m.jsonl:2:" + std::to_string(start.size() + 64) + ": ",
+              "JSON nests deeper than 64 levels");
+  const std::string ok = start + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_FALSE(ParseManifest(good + ok + "\n", "m.jsonl").ok());  // "x" is no manifest key
+  EXPECT_NE(ParseManifest(good + ok + "\n", "m.jsonl").status().message().find("unknown key"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace sd2::worker::data

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 
 namespace sd2::worker::models {
@@ -180,7 +181,7 @@ StatusOr<SafetensorsFile> ParseSafetensors(const std::string& bytes, const std::
                          std::to_string(bytes.size()) + " bytes)");
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(bytes.substr(8, size_t(n)));
+    header = ParseJsonBoundedOrThrow(bytes.substr(8, size_t(n)));
   } catch (const nlohmann::json::exception& e) {
     return DataLossError(what + ": header is not JSON: " + e.what());
   }

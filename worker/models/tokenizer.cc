@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 
 namespace sd2::worker::models {
@@ -361,7 +362,7 @@ StatusOr<Tokenizer> Tokenizer::FromHfFiles(const std::string& vocab_json,
   SD2_ASSIGN_OR_RETURN(std::string mtext, ReadFile(merges_txt));
   std::unordered_map<std::string, int> vocab;
   try {
-    auto j = nlohmann::json::parse(vtext);
+    auto j = ParseJsonBoundedOrThrow(vtext);
     if (!j.is_object())
       return InvalidArgumentError("tokenizer: " + vocab_json + " is not a JSON object");
     for (auto it = j.begin(); it != j.end(); ++it) {

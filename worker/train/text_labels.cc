@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include "common/bounded_toml.h"
 #include "worker/train/text_labels_data.h"
 
 namespace sd2::worker::train {
@@ -10,7 +11,7 @@ StatusOr<TypeLabels> ParseTypeLabels(const std::string& toml_text) {
   static const char* kTypes[5] = {"REAL", "FS", "FR", "EFS", "FE"};
   TypeLabels out;
   try {
-    toml::table t = toml::parse(toml_text);
+    toml::table t = sd2::ParseTomlBounded(toml_text);
     for (int i = 0; i < 5; ++i) {
       const toml::array* arr = t[kTypes[i]].as_array();
       if (!arr || arr->empty())
