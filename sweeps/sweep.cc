@@ -10,6 +10,7 @@
 
 #include <toml++/toml.h>
 
+#include "common/bounded_toml.h"
 #include "common/file_util.h"
 #include "common/hash.h"
 #include "sweeps/internal.h"
@@ -789,7 +790,7 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
 
   toml::table root_table;
   try {
-    root_table = toml::parse(toml_text, filename);
+    root_table = ParseTomlBounded(toml_text, filename);
   } catch (const toml::parse_error& e) {
     p.Err(PosOf(e.source()), std::string(e.description()));
     return p.errors().ToStatus();

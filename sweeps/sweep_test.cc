@@ -281,3 +281,33 @@ TEST(ParseSweepTest, TrainingLoopAndBaselineHparamsAreTyped) {
 
 }  // namespace
 }  // namespace sd2::sweeps
+TEST(ParseSweepTest, DeepNestingIsAnErrorNotACrash) {
+  // 100,000 parts of a dotted key or a table header (~200 KB) overflowed the stack inside
+  // toml++; deep inline arrays and tables are refused before toml++'s own limit of 256.
+  std::string dotted = "x";
+  for (int i = 0; i < 100000; ++i) dotted += ".x";
+  std::string header = "[" + dotted + "]\nk = 1\n";
+  dotted += " = 1\n";
+  const std::string deep_array =
+      "x = " + std::string(100000, '[') + std::string(100000, ']') + "\n";
+  const std::string deep_tables = [] {
+    std::string s = "x = ";
+    for (int i = 0; i < 100; ++i) s += "{a = ";
+    return s + "1" + std::string(100, '}') + "\n";
+  }();
+  const std::pair<std::string, std::string> cases[] = {
+      {dotted + kMinimal, "deep.toml:1:128: "},
+      {header + kMinimal, "deep.toml:1:129: "},
+      {deep_array + kMinimal, "deep.toml:1:69: "},
+      {deep_tables + kMinimal, "deep.toml:1:323: "},
+  };
+  for (const auto& [text, prefix] : cases) {
+    auto s = ParseSweep(text, "deep.toml");
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(s.status().message().rfind(prefix, 0), 0u) << s.status().message().substr(0, 300);
+    EXPECT_NE(s.status().message().find("TOML nests deeper than 64 levels"), std::string::npos);
+  }
+  EXPECT_TRUE(ParseSweep(kMinimal, "ok.toml").ok());
+}
+

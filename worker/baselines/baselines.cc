@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 #include "worker/baselines/recce.h"
 #include "worker/baselines/register.h"
@@ -324,7 +325,7 @@ StatusOr<std::unique_ptr<Detector>> BuildProbe(const json& config, const std::st
   json enc_config;
   if (PathExists(enc_dir + "/trial_config.json")) {
     SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(enc_dir + "/trial_config.json"));
-    enc_config = json::parse(text);
+    enc_config = ParseJsonBoundedOrThrow(text);
   } else {
     enc_config = {{"method", probe.value("encoder_method", std::string())},
                   {"model", config.value("model", std::string())},

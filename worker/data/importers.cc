@@ -8,6 +8,8 @@
 
 #include "common/file_util.h"
 
+#include "common/bounded_parse.h"
+#include "common/bounded_toml.h"
 namespace sd2::worker::data {
 namespace {
 
@@ -131,7 +133,7 @@ StatusOr<LabelMap> LoadLabelMap(const std::string& toml_path) {
   if (!PathExists(toml_path)) return NotFoundError("label map not found: " + toml_path);
   toml::table t;
   try {
-    t = toml::parse_file(toml_path);
+    t = ParseTomlFileBounded(toml_path);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     return InvalidArgumentError(toml_path + ":" + std::to_string(b.line) + ":" +
@@ -188,13 +190,14 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
   std::vector<Record> out;
   for (const std::string& file : files) {
     SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
-    json j;
-    try {
-      j = json::parse(text);
-    } catch (const json::parse_error& e) {
-      // Turn the byte offset into line:col.
+    // Syntax errors and nesting deeper than kMaxJsonDepth name their line:col; a number beyond
+    // double's range has no position.
+    size_t error_byte = 0;
+    StatusOr<json> parsed = ParseJsonBounded(text, {}, &error_byte);
+    if (!parsed.ok()) {
+      if (error_byte == 0) return InvalidArgumentError(file + ": " + parsed.status().message());
       size_t line = 1, col = 1;
-      for (size_t i = 0; i + 1 < e.byte && i < text.size(); ++i) {
+      for (size_t i = 0; i + 1 < error_byte && i < text.size(); ++i) {
         if (text[i] == '\n') {
           ++line;
           col = 1;
@@ -202,16 +205,8 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
           ++col;
         }
       }
-      std::string what = e.what();
-      size_t p = what.find("] ");
-      return InvalidArgumentError(
-          file + ":" + std::to_string(line) + ":" + std::to_string(col) +
-          ": invalid JSON: " + (p == std::string::npos ? what : what.substr(p + 2)));
-    } catch (const json::exception& e) {  // e.g. a number beyond double's range
-      std::string what = e.what();
-      size_t p = what.find("] ");
-      return InvalidArgumentError(
-          file + ": invalid JSON: " + (p == std::string::npos ? what : what.substr(p + 2)));
+      return InvalidArgumentError(file + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                                  ": " + parsed.status().message());
     }
     auto bad = [&](const std::string& where, const std::string& msg) {
       return InvalidArgumentError(file + ": at " + where + ": " + msg);
@@ -363,3 +358,4 @@ StatusOr<std::vector<Record>> ImportGenImage(const std::string& root) {
 }
 
 }  // namespace sd2::worker::data
+    json j = *std::move(parsed);

@@ -171,3 +171,27 @@ TEST(ImportersTest, GenImageFolders) {
 
 }  // namespace
 }  // namespace sd2::worker::data
+TEST(ImportersTest, DeepNestingIsAnErrorWithItsPosition) {
+  TempDir dir;
+  // DeepfakeBench JSON: 100,000 nested arrays on line 2.
+  WriteText(dir.path() + "/deep.json",
+            "{\n  \"D\": " + std::string(100000, '[') + std::string(100000, ']') + "\n}\n");
+  DeepfakeBenchOptions o;
+  o.json_path = dir.path() + "/deep.json";
+  StatusOr<std::vector<Record>> r = ImportDeepfakeBench(o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  // Level 1 is the outer object: the 64th '[' (column 8 + 63) opens level 65.
+  EXPECT_EQ(r.status().message(),
+            o.json_path + ":2:71: JSON nests deeper than 64 levels (at byte 73)");
+  // A label map (TOML) with a 100,000-part dotted key, which overflowed toml++'s stack.
+  std::string key = "[labels]\nx";
+  for (int i = 0; i < 100000; ++i) key += ".x";
+  WriteText(dir.path() + "/map.toml", key + " = \"FS\"\n");
+  StatusOr<LabelMap> map = LoadLabelMap(dir.path() + "/map.toml");
+  ASSERT_FALSE(map.ok());
+  EXPECT_EQ(map.status().message().rfind(dir.path() + "/map.toml:2:", 0), 0u)
+      << map.status().message().substr(0, 200);
+  EXPECT_NE(map.status().message().find("TOML nests deeper than 64 levels"), std::string::npos);
+}
+

@@ -7,6 +7,7 @@
 
 #include "common/file_util.h"
 #include "worker/models/export.h"
+#include "common/bounded_parse.h"
 #include "worker/models/safetensors.h"
 #include "worker/models/tokenizer.h"
 
@@ -51,7 +52,7 @@ StatusOr<ClipConfig> ClipConfigFromHfJson(const std::string& json_text) {
   ClipConfig c;
   c.name = "hf";
   try {
-    auto j = nlohmann::json::parse(json_text);
+    auto j = ParseJsonBoundedOrThrow(json_text);
     auto t = j.value("text_config", nlohmann::json::object());
     auto v = j.value("vision_config", nlohmann::json::object());
     c.text_width = t.value("hidden_size", 512);

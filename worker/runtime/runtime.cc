@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 #include "common/protocol.h"
 #include "coordinator/client.h"
@@ -372,7 +373,11 @@ Status RunGroup(const GroupOptions& o, Communicator* comm) {
     }
     std::string bytes = root ? cmd.dump() : std::string();
     SD2_RETURN_IF_ERROR(comm->Broadcast(&bytes, 0));
-    if (!root) cmd = json::parse(bytes, nullptr, false);
+    if (!root) {
+      // The grant's body (at most kMaxMessageDepth levels) inside the command object.
+      auto parsed = ParseJsonBounded(bytes, JsonLimits{proto::kMaxMessageDepth + 1});
+      if (parsed.ok()) cmd = *std::move(parsed);
+    }
     std::string what = cmd.is_object() ? cmd.value("cmd", "") : "";
     if (what == "exit") break;
     if (what == "sleep") {

@@ -11,6 +11,7 @@
 #include <iostream>
 #include <thread>
 
+#include "common/bounded_parse.h"
 #include "coordinator/server.h"
 #include "coordinator/submit.h"
 #include "storage/store.h"
@@ -228,8 +229,8 @@ int RunSweepLaunch(const Flags& f) {
       co.expire_leases_on_recover = true;
       core = std::make_unique<sd2::coordinator::Core>(store.get(), clock.get(), co);
       SD2_RETURN_IF_ERROR(core->Recover());
-      auto reply = proto::Decode(
-          core->Handle(proto::Message{proto::Submit::kType, json::parse(proto::Encode(submit))}));
+      SD2_ASSIGN_OR_RETURN(proto::Message submit_message, proto::Decode(proto::Encode(submit)));
+      auto reply = proto::Decode(core->Handle(std::move(submit_message)));
       if (!reply.ok()) return reply.status();
       SD2_RETURN_IF_ERROR(proto::ReplyStatus(*reply));
       SD2_ASSIGN_OR_RETURN(auto sub, proto::ParseAs<proto::Submitted>(*reply));
@@ -266,7 +267,7 @@ int RunSweepLaunch(const Flags& f) {
   }
   std::string hello_bytes = rank == 0 ? hello.dump() : "";
   (void)world->Broadcast(&hello_bytes, 0);
-  hello = json::parse(hello_bytes);
+  hello = sd2::ParseJsonBoundedOrThrow(hello_bytes);
   if (hello.contains("error")) {
     if (rank == 0) {
       std::cerr << "sd2-worker: " << hello["error"].get<std::string>() << "\n";
