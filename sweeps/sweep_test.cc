@@ -279,8 +279,6 @@ TEST(ParseSweepTest, TrainingLoopAndBaselineHparamsAreTyped) {
   EXPECT_NE(empty_path.status().message().find("must not be empty"), std::string::npos);
 }
 
-}  // namespace
-}  // namespace sd2::sweeps
 TEST(ParseSweepTest, DeepNestingIsAnErrorNotACrash) {
   // 100,000 parts of a dotted key or a table header (~200 KB) overflowed the stack inside
   // toml++; deep inline arrays and tables are refused before toml++'s own limit of 256.
@@ -311,3 +309,5 @@ TEST(ParseSweepTest, DeepNestingIsAnErrorNotACrash) {
   EXPECT_TRUE(ParseSweep(kMinimal, "ok.toml").ok());
 }
 
+}  // namespace
+}  // namespace sd2::sweeps

@@ -6,10 +6,10 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "common/file_util.h"
-
 #include "common/bounded_parse.h"
 #include "common/bounded_toml.h"
+#include "common/file_util.h"
+
 namespace sd2::worker::data {
 namespace {
 
@@ -208,6 +208,7 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
       return InvalidArgumentError(file + ":" + std::to_string(line) + ":" + std::to_string(col) +
                                   ": " + parsed.status().message());
     }
+    json j = *std::move(parsed);
     auto bad = [&](const std::string& where, const std::string& msg) {
       return InvalidArgumentError(file + ": at " + where + ": " + msg);
     };
@@ -358,4 +359,3 @@ StatusOr<std::vector<Record>> ImportGenImage(const std::string& root) {
 }
 
 }  // namespace sd2::worker::data
-    json j = *std::move(parsed);

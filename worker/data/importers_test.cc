@@ -169,8 +169,6 @@ TEST(ImportersTest, GenImageFolders) {
   EXPECT_EQ(ImportGenImage(r + "/nothing").status().code(), StatusCode::kNotFound);
 }
 
-}  // namespace
-}  // namespace sd2::worker::data
 TEST(ImportersTest, DeepNestingIsAnErrorWithItsPosition) {
   TempDir dir;
   // DeepfakeBench JSON: 100,000 nested arrays on line 2.
@@ -195,3 +193,5 @@ TEST(ImportersTest, DeepNestingIsAnErrorWithItsPosition) {
   EXPECT_NE(map.status().message().find("TOML nests deeper than 64 levels"), std::string::npos);
 }
 
+}  // namespace
+}  // namespace sd2::worker::data

@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/bounded_parse.h"
 #include "common/file_util.h"
 #include "worker/models/export.h"
-#include "common/bounded_parse.h"
 #include "worker/models/safetensors.h"
 #include "worker/models/tokenizer.h"
 
