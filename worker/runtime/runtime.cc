@@ -4,8 +4,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -121,6 +123,19 @@ class Heartbeater {
   std::thread thread_;
 };
 
+// INVALID_ARGUMENT naming the first score that is NaN or infinite.
+Status CheckScoresFinite(const std::string& eval_set, const std::vector<ScoreRow>& rows) {
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const double v = rows[i].score;
+    if (std::isfinite(v)) continue;
+    return InvalidArgumentError("scores of " + eval_set + ": row " + std::to_string(i) +
+                                " (sample '" + rows[i].sample_id + "') has score " +
+                                (std::isnan(v) ? "nan" : (v > 0 ? "inf" : "-inf")) +
+                                "; no score of the set was kept (did training diverge?)");
+  }
+  return OkStatus();
+}
+
 // Rank 0's reports of one attempt: buffered metrics with sequence numbers, score batches.
 class Reporter {
  public:
@@ -134,33 +149,29 @@ class Reporter {
       (void)Flush(false);
     }
   }
-  // Sends buffered metrics; with `must`, retries until the client gives up.
+  // Sends buffered metrics; with `must`, an error reply or no reply is retried (UntilAcked)
+  // and the error is returned when the coordinator never acknowledged them.
   Status Flush(bool must) {
     last_flush_ = SteadyClock::now();
     if (buf_.empty()) return OkStatus();
-    auto r = client_->CallAs<proto::Ack>(proto::MetricsBatch{key_, attempt_, buf_});
-    if (r.ok()) {
-      buf_.clear();
-      return OkStatus();
-    }
-    if (r.status().code() == StatusCode::kAborted) {
-      *lease_lost_ = true;
-      buf_.clear();
-    }
-    return must ? r.status() : OkStatus();
+    proto::MetricsBatch batch{key_, attempt_, buf_};
+    Status s = must ? UntilAcked(batch) : client_->CallAs<proto::Ack>(batch).status();
+    if (s.ok() || s.code() == StatusCode::kAborted) buf_.clear();
+    if (s.code() == StatusCode::kAborted) *lease_lost_ = true;
+    return must ? s : OkStatus();
   }
+  // Every score of the set reaches the coordinator, or the attempt fails: non-finite scores
+  // are refused before any is sent; each batch is retried (UntilAcked).
   Status Scores(const std::string& eval_set, const std::vector<ScoreRow>& rows) {
+    SD2_RETURN_IF_ERROR(CheckScoresFinite(eval_set, rows));
     for (size_t i = 0; i < rows.size() || i == 0; i += o_.scores_batch) {
       proto::ScoresBatch b{key_, attempt_, score_seq_++, eval_set, {}};
       for (size_t j = i; j < std::min(rows.size(), i + o_.scores_batch); ++j) {
         b.rows.push_back(
             {rows[j].sample_id, rows[j].video_id, rows[j].label, rows[j].type, rows[j].score});
       }
-      auto r = client_->CallAs<proto::Ack>(b);
-      if (!r.ok()) {
-        if (r.status().code() == StatusCode::kAborted) *lease_lost_ = true;
-        return r.status().WithPrefix("scores of " + eval_set);
-      }
+      Status s = UntilAcked(b);
+      if (!s.ok()) return s.WithPrefix("scores of " + eval_set);
       if (rows.empty()) break;
     }
     return OkStatus();
@@ -171,6 +182,32 @@ class Reporter {
   }
 
  private:
+  // Sends `request` until it is acknowledged. An error reply (a coordinator whose disk is full,
+  // or restarting) and no reply at all (the client's own resends ran out) are retried with
+  // back-off, 0.1 s doubling to 2 s, until give_up_s after the first try; ABORTED (the lease is
+  // lost) is final at once.
+  template <typename T>
+  Status UntilAcked(const T& request) {
+    const auto start = SteadyClock::now();
+    double backoff = 0.1;
+    for (int tries = 1;; ++tries) {
+      auto r = client_->CallAs<proto::Ack>(request);
+      if (r.ok()) return OkStatus();
+      if (r.status().code() == StatusCode::kAborted) {
+        *lease_lost_ = true;
+        return r.status();
+      }
+      if (Since(start) + backoff > o_.give_up_s) {
+        char took[32];
+        std::snprintf(took, sizeof took, "%.1f", Since(start));
+        return r.status().WithPrefix("not acknowledged after " + std::to_string(tries) +
+                                     (tries == 1 ? " try" : " tries") + " in " + took + " s");
+      }
+      std::this_thread::sleep_for(std::chrono::duration<double>(backoff));
+      backoff = std::min(2.0, backoff * 2);
+    }
+  }
+
   Client* client_;
   const GroupOptions& o_;
   std::string key_;
@@ -218,6 +255,7 @@ TrialOutcome RunTrial(const GroupOptions& o, Communicator* comm, const proto::Re
   ctx.device = o.device.empty() ? "cpu" : o.device;
   Status dir = MakeDirs(ctx.work_dir);
   Status s;
+  Status scores_status;  // rank 0: the first score upload that failed
   if (!dir.ok()) {
     s = dir;
   } else {
@@ -227,7 +265,8 @@ TrialOutcome RunTrial(const GroupOptions& o, Communicator* comm, const proto::Re
       rep->Metric(step, name, value);
     };
     ctx.report_scores = [&](const std::string& set, const std::vector<ScoreRow>& rows) {
-      if (root) (void)rep->Scores(set, rows);
+      // The first set that does not reach the coordinator fails the attempt.
+      if (root && scores_status.ok()) scores_status = rep->Scores(set, rows);
     };
     ctx.report_checkpoint = [&](int64_t step, const std::string& path) {
       if (root) rep->Checkpoint(step, path);
@@ -257,15 +296,16 @@ TrialOutcome RunTrial(const GroupOptions& o, Communicator* comm, const proto::Re
   bool lost = hb->lease_lost.load() || local_lost.load();
   hb.reset();
   if (lost) return out;  // someone else holds this trial now: report nothing
-  if (s.ok() && !any_failed && flushed.ok()) {
+  if (s.ok() && !any_failed && flushed.ok() && scores_status.ok()) {
     out.outcome = "succeeded";
   } else if (s.code() == StatusCode::kCancelled) {
     out.outcome = g_preempted.load() ? "preempted" : "cancelled";
   } else {
     out.outcome = "failed";
-    out.error = !s.ok() ? s.ToString()
-                        : (any_failed ? std::string("another rank of the group failed")
-                                      : flushed.ToString());
+    out.error = !s.ok()               ? s.ToString()
+                : any_failed          ? std::string("another rank of the group failed")
+                : !scores_status.ok() ? scores_status.ToString()
+                                      : flushed.ToString();
   }
   return out;
 }
@@ -433,6 +473,10 @@ Status RunLocal(const json& config, const std::string& trial_key, const std::str
   };
   ctx.report_scores = [&](const std::string& set, const std::vector<ScoreRow>& rows) {
     if (!root) return;
+    if (Status finite = CheckScoresFinite(set, rows); !finite.ok()) {
+      if (write_status.ok()) write_status = finite;
+      return;
+    }
     auto quote = [](const std::string& s) {
       if (s.find_first_of(",\"\n") == std::string::npos) return s;
       std::string q = "\"";

@@ -6,10 +6,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <zmq.hpp>
 
 #include "common/file_util.h"
 #include "coordinator/client.h"
@@ -255,6 +258,170 @@ TEST(BlasSetupTest, PicksKernelsOnlyWhenOpenBlasFellBack) {
   EXPECT_EQ(BetterBlasCoretype("Prescott", false, false), "");
   EXPECT_EQ(BetterBlasCoretype("Haswell", true, true), "");  // OpenBLAS knew the CPU
   EXPECT_EQ(BetterBlasCoretype("", true, true), "");
+}
+
+// A coordinator front for the score-upload tests: the real Core behind a ROUTER socket of its
+// own, which refuses (an error reply, as a coordinator whose disk is full answers) or drops (no
+// reply) the first `refuse`/`drop` scores messages and serves everything else.
+class FlakyScoresCoordinator {
+ public:
+  FlakyScoresCoordinator(coordinator::Core* core, int refuse, int drop)
+      : core_(core), refuse_(refuse), drop_(drop), socket_(ctx_, zmq::socket_type::router) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~FlakyScoresCoordinator() {
+    done_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  int scores_seen() const { return scores_seen_.load(); }
+
+ private:
+  void Loop() {
+    while (!done_) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(20));
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      zmq::message_t identity, payload;
+      if (!socket_.recv(identity) || !socket_.recv(payload)) continue;
+      const std::string bytes = payload.to_string();
+      std::string reply;
+      auto msg = proto::Decode(bytes);
+      if (msg.ok() && msg->type == proto::ScoresBatch::kType) {
+        int n = ++scores_seen_;
+        if (n <= drop_) continue;
+        if (n <= drop_ + refuse_) {
+          reply = proto::ErrorReply(ResourceExhaustedError("refused by the test: disk full"));
+        }
+      }
+      if (reply.empty()) reply = core_->HandleBytes(bytes);
+      socket_.send(identity, zmq::send_flags::sndmore);
+      socket_.send(zmq::buffer(reply), zmq::send_flags::none);
+    }
+  }
+
+  coordinator::Core* core_;
+  const int refuse_;
+  const int drop_;
+  std::atomic<int> scores_seen_{0};
+  std::atomic<bool> done_{false};
+  zmq::context_t ctx_;
+  zmq::socket_t socket_;
+  std::string endpoint_;
+  std::thread thread_;
+};
+
+// One smoke trial (two eval sets of 100 scores, one attempt) run by a group whose coordinator
+// refuses or drops score uploads.
+class ScoreUploadTest : public RuntimeTest {
+ protected:
+  void RunAgainst(int refuse, int drop, double give_up_s) {
+    StartCoordinator();
+    coordinator::Client c(server_->endpoint(), Opts25());
+    proto::Submit sub;
+    sub.name = "scores";
+    auto spec = Smoke("sc", 0.01, 2);
+    spec.max_attempts = 1;
+    sub.trials = {spec};
+    ASSERT_TRUE(c.CallAs<proto::Submitted>(sub).ok());
+    server_->Stop();  // from here on the Core is served by the flaky front only
+    thread_.join();
+    FlakyScoresCoordinator flaky(core_.get(), refuse, drop);
+    GroupOptions o = Opts();
+    o.coordinator = flaky.endpoint();
+    o.give_up_s = give_up_s;
+    auto comm = MakeLocalCommunicator();
+    auto t0 = std::chrono::steady_clock::now();
+    group_ = RunGroup(o, comm.get());
+    took_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    scores_seen_ = flaky.scores_seen();
+    auto t = store_->FindTrialByKey("sc");
+    attempts_ = *store_->ListAttempts((*t)->id);
+  }
+  Status group_;
+  double took_s_ = 0;
+  int scores_seen_ = 0;
+  std::vector<storage::AttemptRow> attempts_;
+};
+
+TEST_F(ScoreUploadTest, RefusedThenAcceptedIsRetried) {
+  RunAgainst(/*refuse=*/3, /*drop=*/0, /*give_up_s=*/5);
+  ASSERT_TRUE(group_.ok()) << group_;
+  EXPECT_EQ(TrialState("sc"), "succeeded");
+  EXPECT_EQ(scores_seen_, 3 + 2);  // three refusals of set A, then A and B
+  EXPECT_EQ(*store_->CountRows("scores"), 2 * 100);
+}
+
+TEST_F(ScoreUploadTest, AlwaysRefusedFailsTheAttempt) {
+  RunAgainst(/*refuse=*/1000, /*drop=*/0, /*give_up_s=*/1.5);
+  ASSERT_TRUE(group_.ok()) << group_;
+  EXPECT_EQ(TrialState("sc"), "failed");
+  ASSERT_EQ(attempts_.size(), 1u);
+  EXPECT_EQ(attempts_[0].state, "failed");
+  EXPECT_NE(attempts_[0].error.find("scores of A: not acknowledged after"), std::string::npos)
+      << attempts_[0].error;
+  EXPECT_NE(attempts_[0].error.find("refused by the test: disk full"), std::string::npos)
+      << attempts_[0].error;
+  EXPECT_GE(scores_seen_, 3);  // retried with back-off until give_up_s
+  EXPECT_EQ(*store_->CountRows("scores"), 0);
+  EXPECT_LT(took_s_, 10.0);
+}
+
+TEST_F(ScoreUploadTest, AlwaysDroppedFailsTheAttempt) {
+  RunAgainst(/*refuse=*/0, /*drop=*/1000, /*give_up_s=*/1.5);
+  ASSERT_TRUE(group_.ok()) << group_;
+  EXPECT_EQ(TrialState("sc"), "failed");
+  ASSERT_EQ(attempts_.size(), 1u);
+  EXPECT_NE(attempts_[0].error.find("scores of A: not acknowledged after"), std::string::npos)
+      << attempts_[0].error;
+  EXPECT_NE(attempts_[0].error.find("no reply from the coordinator"), std::string::npos)
+      << attempts_[0].error;
+  EXPECT_GE(scores_seen_, 1);
+  EXPECT_EQ(*store_->CountRows("scores"), 0);
+  EXPECT_LT(took_s_, 10.0);
+}
+
+TEST_F(RuntimeTest, NonFiniteScoresAreATrialError) {
+  MethodRegistry::Global().Register("nan_scores", [] {
+    struct NanScores : Method {
+      Status Run(TrialContext& ctx) override {
+        std::vector<ScoreRow> rows(3);
+        for (int i = 0; i < 3; ++i) rows[i] = {"s" + std::to_string(i), "v", i % 2, "FS", 0.5};
+        rows[2].score = std::nan("");
+        ctx.report_scores("A", rows);
+        return OkStatus();
+      }
+    };
+    return std::make_unique<NanScores>();
+  });
+  StartCoordinator();
+  coordinator::Client c(server_->endpoint(), Opts25());
+  proto::Submit sub;
+  sub.name = "nan";
+  proto::TrialSpec t;
+  t.key = "nan";
+  t.method = "nan_scores";
+  t.config = {{"method", "nan_scores"}};
+  t.max_attempts = 1;
+  sub.trials = {t};
+  ASSERT_TRUE(c.CallAs<proto::Submitted>(sub).ok());
+  auto comm = MakeLocalCommunicator();
+  ASSERT_TRUE(RunGroup(Opts(), comm.get()).ok());
+  EXPECT_EQ(TrialState("nan"), "failed");
+  auto row = store_->FindTrialByKey("nan");
+  auto attempts = *store_->ListAttempts((*row)->id);
+  ASSERT_EQ(attempts.size(), 1u);
+  EXPECT_EQ(attempts[0].error,
+            "INVALID_ARGUMENT: scores of A: row 2 (sample 's2') has score nan; no score of the "
+            "set was kept (did training diverge?)");
+  EXPECT_EQ(*store_->CountRows("scores"), 0);
+  // RunLocal refuses them too.
+  Status local = RunLocal({{"method", "nan_scores"}}, "x", (dir_ / "local").string(), comm.get());
+  EXPECT_EQ(local.code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "local" / "A" / "scores.csv"));
 }
 
 }  // namespace
