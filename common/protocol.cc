@@ -83,6 +83,16 @@ std::string EncodeRaw(const std::string& type, json fields) {
   return fields.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+bool IsValidTrialKey(std::string_view key) {
+  if (key.empty() || key.size() > kMaxTrialKeyChars || key == "." || key == "..") return false;
+  for (char c : key) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // ---- FieldReader ----
 
 FieldReader::FieldReader(const json& obj, std::string context)
@@ -186,6 +196,16 @@ void CheckAttempt(FieldReader& r, int64_t attempt) {
   if (attempt < 1) r.Fail("field 'attempt' must be >= 1, got " + std::to_string(attempt));
 }
 
+// Trial keys name directories (work_dir/<key>), so both sides check them on decode.
+void CheckTrialKey(FieldReader& r, const std::string& key, const char* field, bool optional) {
+  if (!r.status().ok() || (optional && key.empty()) || IsValidTrialKey(key)) return;
+  std::string shown;
+  for (char c : key.substr(0, 64)) shown += (c >= 0x20 && c < 0x7f) ? c : '?';
+  r.Fail(std::string("field '") + field + "' is not a trial key (1 to " +
+         std::to_string(kMaxTrialKeyChars) + " characters of 0-9 A-Z a-z . _ -, not . or ..): \"" +
+         shown + (key.size() > 64 ? "...\"" : "\""));
+}
+
 std::vector<LeaseRef> ParseRefs(FieldReader& r, const char* key) {
   std::vector<LeaseRef> out;
   const json* a = r.Arr(key, false);
@@ -193,6 +213,7 @@ std::vector<LeaseRef> ParseRefs(FieldReader& r, const char* key) {
   for (size_t i = 0; i < a->size(); ++i) {
     FieldReader e((*a)[i], std::string(key) + "[" + std::to_string(i) + "]");
     LeaseRef ref{e.Str("trial"), e.Int("attempt")};
+    CheckTrialKey(e, ref.trial_key, "trial", false);
     if (!e.status().ok()) {
       r.Fail(e.status().message());
       break;
@@ -316,6 +337,7 @@ Status Parse(const json& j, LeaseGrant* m) {
   m->resources = r.Obj("resources", false);
   m->lease_s = r.Num("lease_s");
   CheckAttempt(r, m->attempt);
+  CheckTrialKey(r, m->trial_key, "trial", false);
   return r.status();
 }
 
@@ -340,6 +362,7 @@ Status Parse(const json& j, Heartbeat* m) {
   m->step = r.Int("step", false);
   CheckKey(r, m->group, "group");
   CheckKey(r, m->trial_key, "trial");
+  CheckTrialKey(r, m->trial_key, "trial", true);
   if (!m->trial_key.empty()) CheckAttempt(r, m->attempt);
   return r.status();
 }
@@ -363,6 +386,7 @@ Status Parse(const json& j, MetricsBatch* m) {
   m->trial_key = r.Str("trial");
   m->attempt = r.Int("attempt");
   CheckKey(r, m->trial_key, "trial");
+  CheckTrialKey(r, m->trial_key, "trial", false);
   CheckAttempt(r, m->attempt);
   const json* rows = r.Arr("rows");
   if (!r.status().ok()) return r.status();
@@ -412,6 +436,7 @@ Status Parse(const json& j, ScoresBatch* m) {
   m->seq = r.Int("seq");
   m->eval_set = r.Str("eval_set");
   CheckKey(r, m->trial_key, "trial");
+  CheckTrialKey(r, m->trial_key, "trial", false);
   CheckKey(r, m->eval_set, "eval_set");
   CheckAttempt(r, m->attempt);
   if (r.status().ok() && m->eval_set.empty()) r.Fail("field 'eval_set' is empty");
@@ -464,6 +489,7 @@ Status Parse(const json& j, CheckpointRecord* m) {
   m->path = r.Str("path");
   m->digest = r.Str("digest", false);
   CheckKey(r, m->trial_key, "trial");
+  CheckTrialKey(r, m->trial_key, "trial", false);
   CheckAttempt(r, m->attempt);
   if (r.status().ok() && m->path.empty()) r.Fail("field 'path' is empty");
   return r.status();
@@ -482,6 +508,7 @@ Status Parse(const json& j, Result* m) {
   m->error = r.Str("error", false);
   m->variant = r.Obj("variant", false);
   CheckKey(r, m->trial_key, "trial");
+  CheckTrialKey(r, m->trial_key, "trial", false);
   CheckAttempt(r, m->attempt);
   if (r.status().ok() && m->outcome != "succeeded" && m->outcome != "failed" &&
       m->outcome != "cancelled" && m->outcome != "preempted") {
@@ -543,6 +570,8 @@ Status Parse(const json& j, Submit* m) {
     s.label = t.Str("label", false);
     s.max_attempts = t.Int("max_attempts", false, 3);
     CheckKey(t, s.key, "key");
+    CheckTrialKey(t, s.key, "key", true);  // empty: "field 'key' is empty" below
+    CheckTrialKey(t, s.depends_on, "depends_on", true);
     if (t.status().ok() && s.key.empty()) t.Fail("field 'key' is empty");
     if (t.status().ok() && (s.max_attempts < 1 || s.max_attempts > 1000)) {
       t.Fail("field 'max_attempts' must be between 1 and 1000");
@@ -582,6 +611,7 @@ Status Parse(const json& j, Cancel* m) {
   FieldReader r(j, Cancel::kType);
   m->sweep = r.Int("sweep", false);
   m->trial_key = r.Str("trial", false);
+  CheckTrialKey(r, m->trial_key, "trial", true);
   if (r.status().ok() && (m->sweep == 0) == m->trial_key.empty()) {
     r.Fail("give exactly one of 'sweep' and 'trial'");
   }
@@ -599,6 +629,7 @@ json ToJson(const Logs& m) { return {{"trial", m.trial_key}}; }
 Status Parse(const json& j, Logs* m) {
   FieldReader r(j, Logs::kType);
   m->trial_key = r.Str("trial");
+  CheckTrialKey(r, m->trial_key, "trial", false);
   return r.status();
 }
 

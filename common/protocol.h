@@ -31,6 +31,11 @@ inline constexpr size_t kDefaultMaxMessageBytes = size_t{64} << 20;
 inline constexpr size_t kMaxMetricRowsPerBatch = 100000;
 inline constexpr size_t kMaxScoreRowsPerBatch = 1000000;
 inline constexpr size_t kMaxTrialsPerSubmit = 100000;
+// Trial keys name directories on workers (work_dir/<key>): 1 to 64 characters of 0-9 A-Z a-z
+// . _ -, and not "." or "..". Every message field holding a trial key is checked on decode, on
+// both sides (INVALID_ARGUMENT). sweeps::TrialKey makes 16 lowercase hex digits.
+inline constexpr size_t kMaxTrialKeyChars = 64;
+bool IsValidTrialKey(std::string_view key);
 // Levels of JSON arrays and objects, the envelope included; checked on the bytes before parsing
 // (INVALID_ARGUMENT beyond it).
 inline constexpr size_t kMaxMessageDepth = 64;

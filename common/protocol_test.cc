@@ -116,6 +116,59 @@ TEST(ProtocolTest, RejectsMalformedEnvelopes) {
   EXPECT_EQ(big.message(), "message of 100 bytes exceeds the limit of 99");
 }
 
+TEST(ProtocolTest, TrialKeysAreCheckedOnBothSides) {
+  // A key names work_dir/<key> on the worker: "../../x" must never get through a decode.
+  const char* msg[] = {
+      R"({"v":1,"type":"lease_grant","trial":"../../x","attempt":1,"lease_s":5,"config":{}})",
+      R"({"v":1,"type":"heartbeat","group":"g","trial":"../../x","attempt":1})",
+      R"({"v":1,"type":"metrics","trial":"../../x","attempt":1,"rows":[]})",
+      R"({"v":1,"type":"scores","trial":"../../x","attempt":1,"seq":0,"eval_set":"A","rows":[]})",
+      R"({"v":1,"type":"checkpoint","trial":"../../x","attempt":1,"step":1,"path":"p"})",
+      R"({"v":1,"type":"result","group":"g","trial":"../../x","attempt":1,"outcome":"failed"})",
+      R"({"v":1,"type":"registered","keep":[{"trial":"../../x","attempt":1}],"stop":[],)"
+      R"("heartbeat_s":1,"lease_s":5})",
+      R"({"v":1,"type":"register","group":"g","size":1,"held":[{"trial":"a/b","attempt":1}]})",
+      R"({"v":1,"type":"submit","name":"s","force":false,"trials":[{"key":"..","method":"m",)"
+      R"("config":{}}]})",
+      R"({"v":1,"type":"submit","name":"s","force":false,"trials":[{"key":"k","method":"m",)"
+      R"("config":{},"depends_on":"../k"}]})",
+      R"({"v":1,"type":"cancel","trial":"x\u0000y"})",
+      R"({"v":1,"type":"logs","trial":"."})",
+  };
+  for (const char* m : msg) {
+    auto d = Decode(m);
+    ASSERT_TRUE(d.ok()) << m;
+    Status s;
+    const std::string& type = d->type;
+    if (type == "lease_grant") s = ParseAs<LeaseGrant>(*d).status();
+    if (type == "heartbeat") s = ParseAs<Heartbeat>(*d).status();
+    if (type == "metrics") s = ParseAs<MetricsBatch>(*d).status();
+    if (type == "scores") s = ParseAs<ScoresBatch>(*d).status();
+    if (type == "checkpoint") s = ParseAs<CheckpointRecord>(*d).status();
+    if (type == "result") s = ParseAs<Result>(*d).status();
+    if (type == "registered") s = ParseAs<Registered>(*d).status();
+    if (type == "register") s = ParseAs<Register>(*d).status();
+    if (type == "submit") s = ParseAs<Submit>(*d).status();
+    if (type == "cancel") s = ParseAs<Cancel>(*d).status();
+    if (type == "logs") s = ParseAs<Logs>(*d).status();
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << m;
+    EXPECT_NE(s.message().find("is not a trial key (1 to 64 characters of 0-9 A-Z a-z . _ -, "
+                               "not . or ..)"),
+              std::string::npos)
+        << s;
+  }
+  auto d = Decode(R"({"v":1,"type":"logs","trial":"../../x"})");
+  EXPECT_EQ(ParseAs<Logs>(*d).status().message(),
+            "logs: field 'trial' is not a trial key (1 to 64 characters of 0-9 A-Z a-z . _ -, not "
+            ". or ..): \"../../x\"");
+  EXPECT_TRUE(IsValidTrialKey("8756251a815f2716"));
+  EXPECT_TRUE(IsValidTrialKey("t1"));
+  EXPECT_FALSE(IsValidTrialKey(std::string(65, 'a')));
+  EXPECT_FALSE(IsValidTrialKey(""));
+  // An idle heartbeat has no trial; a cancel of a sweep neither.
+  EXPECT_TRUE(ParseAs<Heartbeat>(*Decode(Encode(Heartbeat{"g", "", 0, 0}))).ok());
+}
+
 TEST(ProtocolTest, RejectsDeepNestingBeforeParsing) {
   // A lease grant (worker side) and a register (coordinator side) with 100,000 nested arrays:
   // ~200 KB, under the byte limit; copying or dumping the value would overflow the stack.

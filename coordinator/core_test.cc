@@ -371,6 +371,19 @@ TEST_F(CoreTest, MalformedMessagesGetErrorsAndAreCounted) {
   EXPECT_EQ(Grant("g1").trial_key, "a");
 }
 
+TEST_F(CoreTest, PathLikeTrialKeysAreRefused) {
+  for (const char* key : {"../../x", "a/b", "..", ".", "x y"}) {
+    proto::Submit s;
+    s.name = "sweep";
+    s.trials = {Spec(key)};
+    Status st = proto::ReplyStatus(Call(s));
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << key;
+    EXPECT_NE(st.message().find("field 'key' is not a trial key"), std::string::npos) << st;
+  }
+  EXPECT_EQ(*store_->CountRows("trials"), 0);
+  EXPECT_EQ(*store_->CountRows("sweeps"), 0);
+}
+
 TEST_F(CoreTest, DeeplyNestedMessagesAreRefusedBeforeAnyCopy) {
   // ~200 KB each, far under the byte limit: 100,000 nested arrays in the fields the Core copies
   // (register.versions, result.variant, a submitted trial's config) and at the top level.

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -122,6 +123,95 @@ class Heartbeater {
   bool done_ = false;
   std::thread thread_;
 };
+
+// work_dir/<key>, created. The key is checked again here (protocol::IsValidTrialKey): one plain
+// name, so the directory is a child of work_dir; a symlink planted there is refused, whatever it
+// points at, so nothing the method writes lands outside --work-dir.
+StatusOr<std::string> TrialWorkDir(const std::string& work_dir, const std::string& key) {
+  if (!proto::IsValidTrialKey(key)) {
+    return InvalidArgumentError("trial key \"" + key.substr(0, 64) +
+                                "\" is no plain name: refusing it as a directory under " +
+                                work_dir);
+  }
+  SD2_RETURN_IF_ERROR(MakeDirs(work_dir));
+  std::error_code ec;
+  const std::filesystem::path root = std::filesystem::canonical(work_dir, ec);
+  if (ec) return UnavailableError(work_dir + ": " + ec.message());
+  const std::filesystem::path dir = root / key;
+  if (std::filesystem::is_symlink(std::filesystem::symlink_status(dir, ec))) {
+    return FailedPreconditionError(dir.string() + " is a symlink (to " +
+                                   std::filesystem::read_symlink(dir, ec).string() +
+                                   "): a trial's work dir must be a directory inside " + work_dir);
+  }
+  SD2_RETURN_IF_ERROR(MakeDirs(dir.string()));
+  const std::filesystem::path real = std::filesystem::canonical(dir, ec);
+  if (ec || real.parent_path() != root) {
+    return FailedPreconditionError(dir.string() + " resolves outside " + work_dir);
+  }
+  return dir.string();
+}
+
+// Is `path` (resolved through the symlinks that exist) inside the resolved `root`?
+bool PathIsUnder(const std::string& path, const std::string& root) {
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return false;
+  const std::filesystem::path r = std::filesystem::weakly_canonical(root, ec);
+  if (ec) return false;
+  auto pi = p.begin();
+  for (auto ri = r.begin(); ri != r.end(); ++ri, ++pi) {
+    if (ri->empty()) continue;  // a trailing separator
+    if (pi == p.end() || *pi != *ri) return false;
+  }
+  return true;
+}
+
+// The paths a trial config makes the worker read: a probe's encoder trial is a trial key (it
+// names a sibling work dir); with allowed read roots (--allow-read-root), data.manifest,
+// data.root, every eval's manifest and root, and hparams.pretrained must each lie under one of
+// them. Without any, read paths are not restricted (the default: the coordinator's operators
+// are trusted with the worker's file system).
+Status CheckReadPaths(const GroupOptions& o, const json& config) {
+  if (!config.is_object()) return OkStatus();
+  if (auto p = config.find("probe"); p != config.end() && p->is_object()) {
+    const json of = p->value("of", json());
+    if (!of.is_string() || !proto::IsValidTrialKey(of.get<std::string>())) {
+      return InvalidArgumentError("config.probe.of " + of.dump() +
+                                  " is not a trial key: it names the encoder's work dir");
+    }
+  }
+  if (o.allow_read_roots.empty()) return OkStatus();
+  std::vector<std::pair<std::string, std::string>> paths;  // (config field, path)
+  auto add = [&](const json& obj, const char* key, const std::string& field) {
+    if (!obj.is_object()) return;
+    auto it = obj.find(key);
+    if (it != obj.end() && it->is_string() && !it->get<std::string>().empty()) {
+      paths.emplace_back(field, it->get<std::string>());
+    }
+  };
+  const json data = config.value("data", json::object());
+  add(data, "manifest", "data.manifest");
+  add(data, "root", "data.root");
+  add(config.value("hparams", json::object()), "pretrained", "hparams.pretrained");
+  const json eval = config.value("eval", json::array());
+  for (size_t i = 0; eval.is_array() && i < eval.size(); ++i) {
+    add(eval[i], "manifest", "eval[" + std::to_string(i) + "].manifest");
+    add(eval[i], "root", "eval[" + std::to_string(i) + "].root");
+  }
+  for (const auto& [field, path] : paths) {
+    bool allowed = false;
+    for (const std::string& root : o.allow_read_roots) allowed = allowed || PathIsUnder(path, root);
+    if (!allowed) {
+      std::string roots;
+      for (const std::string& root : o.allow_read_roots)
+        roots += (roots.empty() ? "" : ", ") + root;
+      return InvalidArgumentError(field + " " + path +
+                                  " is outside the worker's allowed read roots (" + roots +
+                                  "; sd2-worker --allow-read-root)");
+    }
+  }
+  return OkStatus();
+}
 
 // INVALID_ARGUMENT naming the first score that is NaN or infinite.
 Status CheckScoresFinite(const std::string& eval_set, const std::vector<ScoreRow>& rows) {
@@ -249,11 +339,13 @@ TrialOutcome RunTrial(const GroupOptions& o, Communicator* comm, const proto::Re
   ctx.config = g.config;
   ctx.trial_key = g.trial_key;
   ctx.attempt = static_cast<int>(g.attempt);
-  ctx.work_dir = o.work_dir + "/" + g.trial_key;
+  StatusOr<std::string> work_dir = TrialWorkDir(o.work_dir, g.trial_key);
+  ctx.work_dir = work_dir.ok() ? *work_dir : std::string();
   ctx.comm = o.train_comm ? o.train_comm : comm;
   ctx.host_comm = comm;
   ctx.device = o.device.empty() ? "cpu" : o.device;
-  Status dir = MakeDirs(ctx.work_dir);
+  Status dir = work_dir.status();
+  if (dir.ok()) dir = CheckReadPaths(o, g.config);
   Status s;
   Status scores_status;  // rank 0: the first score upload that failed
   if (!dir.ok()) {

@@ -17,6 +17,7 @@
 #define SD2_WORKER_RUNTIME_RUNTIME_H_
 
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -29,8 +30,12 @@ namespace sd2::worker {
 struct GroupOptions {
   std::string coordinator;              // ZeroMQ endpoint
   std::string work_dir = "./sd2-work";  // trial dirs live in work_dir/<trial_key>/
-  std::string group_id;                 // default host:pid of rank 0
-  std::string devices = "cpu";          // registered: "cpu" | "cuda"
+  // When not empty, a trial whose config reads a path outside every one of these folders
+  // (data.manifest, data.root, eval manifests and roots, hparams.pretrained) fails before it
+  // runs. Empty (the default): reads are not restricted.
+  std::vector<std::string> allow_read_roots;
+  std::string group_id;         // default host:pid of rank 0
+  std::string devices = "cpu";  // registered: "cpu" | "cuda"
   // This rank's device for the methods ("cpu", "cuda:N"; worker/runtime/devices.h decides). A
   // cuda group must set it; "" on a cpu group means "cpu".
   std::string device;

@@ -424,5 +424,62 @@ TEST_F(RuntimeTest, NonFiniteScoresAreATrialError) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "local" / "A" / "scores.csv"));
 }
 
+TEST_F(RuntimeTest, WorkDirsAndReadPathsStayConfined) {
+  StartCoordinator();
+  namespace fs = std::filesystem;
+  fs::create_directories(dir_ / "outside");
+  fs::create_directories(dir_ / "data" / "sub");
+  fs::create_directory_symlink(dir_ / "outside", dir_ / "data" / "escape");
+  fs::create_directories(dir_ / "work");
+  // A symlink planted where a trial's work dir goes, pointing out of --work-dir.
+  fs::create_directory_symlink(dir_ / "outside", dir_ / "work" / "esc");
+  auto spec = [&](const std::string& key, json data, json probe = nullptr) {
+    proto::TrialSpec t = Smoke(key, 0.01, 2);
+    t.max_attempts = 1;
+    t.config["data"] = std::move(data);
+    if (!probe.is_null()) t.config["probe"] = std::move(probe);
+    return t;
+  };
+  const std::string in = (dir_ / "data" / "sub").string();
+  proto::Submit sub;
+  sub.name = "confined";
+  sub.trials = {
+      spec("esc", {{"root", in}}),
+      spec("ok", {{"root", in}, {"manifest", in + "/m.jsonl"}}),
+      spec("far", {{"root", (dir_ / "outside").string()}}),
+      spec("viasymlink",
+           {{"root", in}, {"manifest", (dir_ / "data" / "escape" / "m.jsonl").string()}}),
+      spec("dotdot", {{"root", in + "/../../outside"}}),
+      spec("probe", {{"root", in}}, {{"of", "../../x"}}),
+  };
+  coordinator::Client c(server_->endpoint(), Opts25());
+  ASSERT_TRUE(c.CallAs<proto::Submitted>(sub).ok());
+  GroupOptions o = Opts();
+  o.allow_read_roots = {(dir_ / "data").string()};
+  auto comm = MakeLocalCommunicator();
+  ASSERT_TRUE(RunGroup(o, comm.get()).ok());
+  auto error = [&](const std::string& key) {
+    auto t = store_->FindTrialByKey(key);
+    auto a = store_->ListAttempts((*t)->id);
+    return a->empty() ? std::string("no attempt") : a->back().error;
+  };
+  EXPECT_EQ(TrialState("ok"), "succeeded") << error("ok");
+  EXPECT_EQ(TrialState("esc"), "failed");
+  EXPECT_NE(error("esc").find("work/esc is a symlink (to "), std::string::npos) << error("esc");
+  EXPECT_TRUE(fs::is_empty(dir_ / "outside"));  // nothing was written through it
+  for (const char* key : {"far", "viasymlink", "dotdot"}) {
+    EXPECT_EQ(TrialState(key), "failed") << key;
+    EXPECT_NE(error(key).find("is outside the worker's allowed read roots (" +
+                              (dir_ / "data").string() + "; sd2-worker --allow-read-root)"),
+              std::string::npos)
+        << error(key);
+  }
+  EXPECT_NE(error("viasymlink").find("data.manifest"), std::string::npos);
+  EXPECT_EQ(TrialState("probe"), "failed");
+  EXPECT_NE(error("probe").find("config.probe.of \"../../x\" is not a trial key"),
+            std::string::npos)
+      << error("probe");
+}
+
 }  // namespace
 }  // namespace sd2::worker

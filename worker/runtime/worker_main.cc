@@ -34,6 +34,7 @@ namespace proto = sd2::protocol;
 struct Flags {
   // devices "": cpu in group mode; in the sweep launch cuda when a trial asks for GPUs.
   std::string coordinator, work_dir = "./sd2-work", group_id, devices;
+  std::vector<std::string> allow_read_roots;
   int max_trials = -1;
   double idle_exit = -1, give_up = 60, lease_s = 10, heartbeat_s = 1;
   std::string sweep, db, scale_map, override_json;
@@ -80,6 +81,7 @@ sd2::worker::GroupOptions GroupOpts(const Flags& f) {
   sd2::worker::GroupOptions o;
   o.coordinator = f.coordinator;
   o.work_dir = f.work_dir;
+  o.allow_read_roots = f.allow_read_roots;
   o.group_id = f.group_id;
   o.devices = f.devices.empty() ? "cpu" : f.devices;
   o.slurm = [] {
@@ -343,6 +345,9 @@ int main(int argc, char** argv) {
   Flags f;
   app.add_option("--coordinator", f.coordinator, "coordinator endpoint (group mode)");
   app.add_option("--work-dir", f.work_dir, "trial work dirs (checkpoints) live here");
+  app.add_option("--allow-read-root", f.allow_read_roots,
+                 "a folder trials may read data and pretrained weights from (repeatable); a "
+                 "trial reading outside every one fails; none given: reads are not restricted");
   app.add_option("--group-id", f.group_id, "stable group id (default host:pid)");
   app.add_option("--devices", f.devices,
                  "cpu or cuda (default: cpu; in a sweep launch cuda when the sweep asks for GPUs)")
