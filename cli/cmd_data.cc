@@ -2,6 +2,8 @@
 // synthetic MMI-DD. docs/data.md describes the formats.
 //
 //   sd2ctl data import-deepfakebench dataset_json/ --root /data --out ff.jsonl
+//   sd2ctl data import-deepfakebench df40_json/ --root /data --rebase /home/me/df40=/data/df40
+//       --methods my_df40_methods.toml --out df40.jsonl
 //   sd2ctl data stats ff.jsonl
 //   sd2ctl data subset ff.jsonl --scales 100K,1M --seed 0 --out subsets/
 //   sd2ctl synth --out /tmp/mmidd --images 30000 --seed 1
@@ -49,11 +51,17 @@ int WriteOut(const std::string& cmd, const std::string& out,
 int ImportDeepfakeBench(int argc, char** argv) {
   CLI::App app("Turn DeepfakeBench dataset JSON files into a manifest", argv[0]);
   wd::DeepfakeBenchOptions o;
-  std::string out, map;
+  std::string out, map, methods;
+  std::vector<std::string> rebases;
   app.add_option("JSON", o.json_path, "A dataset JSON file or a folder of them")->required();
   app.add_option("--root", o.root, "Data root: absolute frame paths under it become relative");
   app.add_option("--out", out, "Manifest to write (M.jsonl; also M.jsonl.sha256)")->required();
   app.add_option("--map", map, "TOML file overriding the label -> type table ([labels])");
+  app.add_option("--methods", methods,
+                 "DF40 methods table (default: the shipped data/df40_methods.toml)");
+  app.add_option("--rebase", rebases,
+                 "OLD=NEW: frame paths under the folder OLD move under NEW (repeatable; for a "
+                 "JSON made on another machine)");
   app.add_option("--compression", o.compression,
                  "Compression level to import where splits have levels (\"\" = all)")
       ->capture_default_str();
@@ -63,8 +71,30 @@ int ImportDeepfakeBench(int argc, char** argv) {
     if (!m.ok()) return Fail(argv[0], m.status());
     o.map = *m;
   }
-  StatusOr<std::vector<wd::Record>> recs = wd::ImportDeepfakeBench(o);
+  for (const std::string& r : rebases) {
+    StatusOr<wd::Rebase> rb = wd::ParseRebase(r);
+    if (!rb.ok()) return Fail(argv[0], rb.status());
+    o.rebases.push_back(*rb);
+  }
+  if (methods.empty()) {
+    StatusOr<std::string> located = wd::LocateDf40Table();
+    if (!located.ok()) return Fail(argv[0], located.status());
+    methods = *located;
+  }
+  StatusOr<wd::Df40Table> table = wd::LoadDf40Table(methods);
+  if (!table.ok()) return Fail(argv[0], table.status());
+  o.df40 = *table;
+  wd::DeepfakeBenchReport report;
+  StatusOr<std::vector<wd::Record>> recs = wd::ImportDeepfakeBench(o, &report);
   if (!recs.ok()) return Fail(argv[0], recs.status());
+  // Every dataset name the DF40 table could not place, one per line: none goes unnoticed.
+  for (const wd::UnplacedDataset& u : report.unplaced) {
+    std::cerr << argv[0] << ": " << u.file << ": dataset \"" << u.name << "\" is not in the DF40 "
+              << "methods table " << methods << ": " << u.frames << " frames imported as dataset \""
+              << u.dataset << "\" without domain, method_type or known\n";
+  }
+  std::cerr << argv[0] << ": " << report.placed.size() << " dataset names placed by " << methods
+            << ", " << report.unplaced.size() << " not placed\n";
   return WriteOut(argv[0], out, *recs);
 }
 
@@ -101,8 +131,14 @@ int Verify(int argc, char** argv) {
   app.add_option("--root", root, "Image root (default: the manifest's folder)");
   app.add_option("--threads", threads, "Decode threads (0 = all cores)");
   if (auto rc = ParseCommandLine(app, argc, argv)) return *rc;
-  StatusOr<std::vector<wd::Record>> recs = wd::ReadManifest(manifest);
+  // A bad row (invalid JSON, a path outside the root, ...) is reported and the others are
+  // still checked.
+  std::vector<Status> row_errors;
+  wd::ManifestReadOptions ro;
+  ro.row_errors = &row_errors;
+  StatusOr<std::vector<wd::Record>> recs = wd::ReadManifest(manifest, ro);
   if (!recs.ok()) return Fail(argv[0], recs.status());
+  for (const Status& e : row_errors) std::cout << e.message() << "\n";
   if (root.empty()) root = Folder(manifest);
   const bool tty = isatty(2);
   auto progress = [&](size_t done, size_t total) {
@@ -114,9 +150,10 @@ int Verify(int argc, char** argv) {
   };
   std::vector<wd::BadImage> bad = wd::VerifyImages(*recs, root, threads, progress);
   for (const wd::BadImage& b : bad) std::cout << b.path << "\t" << b.reason << "\n";
-  std::cout << recs->size() - bad.size() << " of " << recs->size() << " images readable, "
-            << bad.size() << " unreadable\n";
-  return bad.empty() ? kExitOk : kExitFailure;
+  const size_t rows = recs->size() + row_errors.size();
+  std::cout << recs->size() - bad.size() << " of " << rows << " images readable, " << bad.size()
+            << " unreadable, " << row_errors.size() << " bad rows\n";
+  return bad.empty() && row_errors.empty() ? kExitOk : kExitFailure;
 }
 
 int Subset(int argc, char** argv) {

@@ -74,6 +74,19 @@ class Expander {
     out["datasets"] = StringList(f.datasets, false);
     out["subsets"] = StringList(f.subsets, false);
     out["types"] = StringList(f.types, true);
+    // The DF40 keys only when used: filters without them keep their configs (and trial keys).
+    if (!f.domains.empty()) out["domains"] = StringList(f.domains, false);
+    if (!f.method_types.empty()) {
+      json types = json::array();
+      for (const Text& t : f.method_types) {
+        std::string v = Sub(t);
+        std::string e = internal::MethodTypeError(v);
+        if (!e.empty()) errors_.Add(t.pos, e);
+        types.push_back(v);
+      }
+      out["method_types"] = types;
+    }
+    if (f.known.has_value()) out["known"] = *f.known;
     return out;
   }
 

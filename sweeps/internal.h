@@ -52,6 +52,8 @@ std::optional<std::string> Substitute(const Text& text,
 // REAL|FS|FR|EFS|FE.
 std::string SplitError(const std::string& split);
 std::string TypeError(const std::string& type);
+// "" for FS FR EFS FE (a DF40 method's type), else a message.
+std::string MethodTypeError(const std::string& type);
 
 }  // namespace sd2::sweeps::internal
 

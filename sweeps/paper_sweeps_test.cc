@@ -93,13 +93,34 @@ TEST(PaperSweepsTest, Table2And3HasTheSevenMethodsAndThePapersColumns) {
     EXPECT_EQ(trials[i].scale, 3000000);
     EXPECT_EQ(EvalNames(trials[i]), expected);
   }
-  // The filters follow the synthetic set's naming: dataset + subset.
+  // DF40's sets select by domain, by the method's forgery type and by known vs test-only (Sec.
+  // 5.1, App. A.2); worker/data's paper_eval_sets_test checks what they select.
+  int df40_sets = 0;
   for (const auto& e : trials[0].config["eval"]) {
     if (e["name"] == "DF40-Test-EFS") {
+      ++df40_sets;
       EXPECT_EQ(e, json::parse(R"({"name":"DF40-Test-EFS","split":"test","datasets":["DF40-Test"],
-                                   "subsets":["EFS"],"types":[]})"));
+                                   "subsets":[],"types":[],"method_types":["EFS"],
+                                   "known":false})"));
+    }
+    if (e["name"] == "DF40-CDF") {
+      ++df40_sets;
+      EXPECT_EQ(e, json::parse(R"({"name":"DF40-CDF","split":"test","datasets":["DF40"],
+                                   "subsets":[],"types":[],"domains":["CDF"],"known":true})"));
+    }
+    if (e["name"] == "DF40-FR") {
+      ++df40_sets;
+      EXPECT_EQ(e, json::parse(R"({"name":"DF40-FR","split":"test","datasets":["DF40"],
+                                   "subsets":[],"types":[],"method_types":["FR"],
+                                   "known":true})"));
+    }
+    if (e["name"] == "UADFV") {  // the other sets' configs (and keys) do not change
+      ++df40_sets;
+      EXPECT_EQ(e, json::parse(R"({"name":"UADFV","split":"test","datasets":["UADFV"],
+                                   "subsets":[],"types":[]})"));
     }
   }
+  EXPECT_EQ(df40_sets, 4);
   const json& sd2 = trials[6].config["hparams"];
   EXPECT_EQ(sd2["optimizer"], "adamw");
   EXPECT_EQ(sd2["lr"].dump(), "5e-07");

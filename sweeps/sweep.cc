@@ -131,6 +131,12 @@ std::string TypeError(const std::string& type) {
   return "unknown type '" + type + "' (expected REAL, FS, FR, EFS or FE)";
 }
 
+std::string MethodTypeError(const std::string& type) {
+  static const std::set<std::string> kTypes = {"FS", "FR", "EFS", "FE"};
+  if (kTypes.count(type)) return "";
+  return "unknown method type '" + type + "' (expected FS, FR, EFS or FE)";
+}
+
 }  // namespace internal
 
 using internal::ErrorList;
@@ -525,6 +531,21 @@ class Parser {
       if (f.types[i].value.find("${") != std::string::npos) continue;
       std::string e = internal::TypeError(f.types[i].value);
       if (!e.empty()) Err(f.types[i].pos, "'" + s.Path("types") + "': " + e);
+    }
+    f.domains = GetTextList(s, "domains", true);
+    f.method_types = GetTextList(s, "method_types", true);
+    for (const Text& t : f.method_types) {
+      if (t.value.find("${") != std::string::npos) continue;
+      std::string e = internal::MethodTypeError(t.value);
+      if (!e.empty()) Err(t.pos, "'" + s.Path("method_types") + "': " + e);
+    }
+    SourcePos kpos;
+    if (const toml::node* n = Find(s, "known", &kpos)) {
+      if (n->is_boolean()) {
+        f.known = *n->value<bool>();
+      } else {
+        WrongType(kpos, s.Path("known"), "a boolean", *n);
+      }
     }
     return f;
   }
@@ -1093,7 +1114,8 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
     if (auto r = p.GetText(*data, "root", false, true)) spec.root = *r;
     SourcePos tpos;
     if (auto train = p.GetTable(*data, "train", &tpos)) {
-      p.CheckKeys(*train, {"split", "datasets", "subsets", "types"});
+      p.CheckKeys(*train,
+                  {"split", "datasets", "subsets", "types", "domains", "method_types", "known"});
       spec.train = p.GetFilter(*train, "train");
     } else {
       spec.train.split = Text{"train", data->pos};
@@ -1121,7 +1143,8 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
         continue;
       }
       Scope s{e.as_table(), path, epos};
-      p.CheckKeys(s, {"name", "split", "datasets", "subsets", "types"});
+      p.CheckKeys(
+          s, {"name", "split", "datasets", "subsets", "types", "domains", "method_types", "known"});
       EvalSpec ev;
       auto name = p.GetText(s, "name", true, true);
       if (!name) continue;

@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,12 +73,16 @@ struct Text {
   SourcePos pos;
 };
 
-// Selects manifest rows: every non-empty list must contain the row's value.
+// Selects manifest rows: every non-empty list must contain the row's value, and a set `known`
+// must equal the row's (docs/data.md: DF40's domains, method types, known vs test-only).
 struct DataFilter {
   Text split;
   std::vector<Text> datasets;
   std::vector<Text> subsets;
-  std::vector<Text> types;  // REAL FS FR EFS FE
+  std::vector<Text> types;         // REAL FS FR EFS FE
+  std::vector<Text> domains;       // e.g. FF, CDF
+  std::vector<Text> method_types;  // FS FR EFS FE
+  std::optional<bool> known;       // DF40: true = known methods, false = test-only
 };
 
 struct EvalSpec {

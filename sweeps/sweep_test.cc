@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -184,6 +185,49 @@ split = "dev"
             "exclude, include, probe)\n"
             "multi.toml:8:1: 'data.manifest' must be a string, got integer\n"
             "multi.toml:12:1: 'eval[0].split': unknown split 'dev' (expected train, val or test)");
+}
+
+TEST(ParseSweepTest, Df40FilterKeys) {
+  std::string text = std::string(kMinimal) + R"(
+[[eval]]
+name = "DF40-FF"
+datasets = ["DF40"]
+domains = ["FF"]
+known = true
+
+[[eval]]
+name = "DF40-Test-FE"
+method_types = ["FE"]
+known = false
+)";
+  auto spec = ParseSweep(text, "df40.toml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_EQ(spec->evals.size(), 3u);
+  EXPECT_FALSE(spec->evals[0].filter.known.has_value());
+  EXPECT_EQ(spec->evals[1].filter.domains.at(0).value, "FF");
+  EXPECT_EQ(spec->evals[1].filter.known, std::optional<bool>(true));
+  EXPECT_EQ(spec->evals[2].filter.method_types.at(0).value, "FE");
+  EXPECT_EQ(spec->evals[2].filter.known, std::optional<bool>(false));
+
+  const char* bad = R"(name = "x"
+methods = ["sd2"]
+scales = [1]
+[data]
+manifest = "m.jsonl"
+[data.train]
+known = 1
+[[eval]]
+name = "e"
+method_types = ["REAL", "FS"]
+domain = ["FF"]
+)";
+  auto err = ParseSweep(bad, "bad.toml");
+  ASSERT_FALSE(err.ok());
+  EXPECT_EQ(err.status().message(),
+            "bad.toml:7:1: 'data.train.known' must be a boolean, got integer\n"
+            "bad.toml:10:17: 'eval[0].method_types': unknown method type 'REAL' (expected FS, FR, "
+            "EFS or FE)\n"
+            "bad.toml:11:1: unknown key 'domain' in 'eval[0]' (did you mean 'domains'?)");
 }
 
 TEST(ParseSweepTest, ModelTablePerMethod) {

@@ -1,6 +1,8 @@
 #include "worker/data/importers.h"
 
+#include <limits.h>
 #include <toml++/toml.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
@@ -171,7 +173,213 @@ StatusOr<LabelMap> LoadLabelMap(const std::string& toml_path) {
   return m;
 }
 
-StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o) {
+std::optional<Df40Table::Place> Df40Table::Find(const std::string& dataset_name) const {
+  const std::string key = Lower(dataset_name);
+  for (const Df40Method& m : methods) {
+    for (const auto& [name, domain] : m.datasets) {
+      if (Lower(name) == key) return Place{&m, domain};
+    }
+  }
+  return std::nullopt;
+}
+
+StatusOr<Df40Table> LoadDf40Table(const std::string& toml_path) {
+  if (!PathExists(toml_path)) return NotFoundError("DF40 methods table not found: " + toml_path);
+  toml::table t;
+  try {
+    t = ParseTomlFileBounded(toml_path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    return InvalidArgumentError(toml_path + ":" + std::to_string(b.line) + ":" +
+                                std::to_string(b.column) + ": " + std::string(e.description()));
+  }
+  auto where = [&](const toml::source_region& r) {
+    return toml_path + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column) +
+           ": ";
+  };
+  auto string_of = [&](const toml::node& n, const std::string& key) -> StatusOr<std::string> {
+    const auto* v = n.as_string();
+    if (v == nullptr || v->get().empty()) {
+      return InvalidArgumentError(where(n.source()) + "\"" + key + "\" must be a non-empty string");
+    }
+    return v->get();
+  };
+  Df40Table table;
+  table.source = toml_path;
+  std::map<std::string, std::string> seen;  // lower-cased dataset name -> its method
+  for (auto&& [key, node] : t) {
+    const std::string k(key.str());
+    if (k == "known_dataset" || k == "test_dataset") {
+      SD2_ASSIGN_OR_RETURN(std::string v, string_of(node, k));
+      (k == "known_dataset" ? table.known_dataset : table.test_dataset) = v;
+      continue;
+    }
+    if (k != "method") {
+      return InvalidArgumentError(where(key.source()) + "unknown key \"" + k +
+                                  "\" (expected known_dataset, test_dataset or [[method]])");
+    }
+    const toml::array* arr = node.as_array();
+    if (arr == nullptr) {
+      return InvalidArgumentError(where(node.source()) +
+                                  "\"method\" must be an array of tables ([[method]])");
+    }
+    for (const toml::node& mn : *arr) {
+      const toml::table* mt = mn.as_table();
+      if (mt == nullptr) {
+        return InvalidArgumentError(where(mn.source()) + "each [[method]] must be a table");
+      }
+      Df40Method m;
+      bool has_known = false;
+      for (auto&& [mk, mv] : *mt) {
+        const std::string f(mk.str());
+        if (f == "name") {
+          SD2_ASSIGN_OR_RETURN(m.name, string_of(mv, f));
+        } else if (f == "type") {
+          SD2_ASSIGN_OR_RETURN(m.type, string_of(mv, f));
+          if (TypeIndexOf(m.type) < 1) {
+            return InvalidArgumentError(where(mv.source()) + "unknown type \"" + m.type +
+                                        "\" (expected FS, FR, EFS or FE)");
+          }
+        } else if (f == "known") {
+          const auto* b = mv.as_boolean();
+          if (b == nullptr) {
+            return InvalidArgumentError(where(mv.source()) + "\"known\" must be true or false");
+          }
+          m.known = b->get();
+          has_known = true;
+        } else if (f == "datasets") {
+          const toml::table* dt = mv.as_table();
+          if (dt == nullptr || dt->empty()) {
+            return InvalidArgumentError(where(mv.source()) +
+                                        "\"datasets\" must be a non-empty table of dataset name "
+                                        "= \"domain\"");
+          }
+          for (auto&& [dk, dv] : *dt) {
+            const std::string name(dk.str());
+            SD2_ASSIGN_OR_RETURN(std::string domain, string_of(dv, name));
+            m.datasets.emplace_back(name, domain);
+          }
+        } else {
+          return InvalidArgumentError(where(mk.source()) + "unknown key \"" + f +
+                                      "\" in [[method]] (expected name, type, known, datasets)");
+        }
+      }
+      const char* missing = m.name.empty()       ? "name"
+                            : m.type.empty()     ? "type"
+                            : !has_known         ? "known"
+                            : m.datasets.empty() ? "datasets"
+                                                 : nullptr;
+      if (missing != nullptr) {
+        return InvalidArgumentError(where(mn.source()) + "[[method]] " +
+                                    (m.name.empty() ? "" : "\"" + m.name + "\" ") +
+                                    "is missing \"" + missing + "\"");
+      }
+      for (const auto& [name, domain] : m.datasets) {
+        auto [it, fresh] = seen.emplace(Lower(name), m.name);
+        if (!fresh) {
+          return InvalidArgumentError(where(mn.source()) + "dataset name \"" + name +
+                                      "\" of method \"" + m.name + "\" is already listed for \"" +
+                                      it->second + "\" (names match case-insensitively)");
+        }
+      }
+      table.methods.push_back(std::move(m));
+    }
+  }
+  return table;
+}
+
+StatusOr<std::string> LocateDf40Table() {
+  std::vector<std::string> candidates;
+  char buf[PATH_MAX];
+  ssize_t len = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (len > 0) {
+    std::string exe(buf, static_cast<size_t>(len));
+    candidates.push_back(exe.substr(0, exe.rfind('/')) + "/../share/sd2/df40_methods.toml");
+  }
+#ifdef SD2_SOURCE_DIR
+  candidates.push_back(std::string(SD2_SOURCE_DIR) + "/data/df40_methods.toml");
+#endif
+  std::string tried;
+  for (const std::string& c : candidates) {
+    if (PathExists(c)) return c;
+    tried += (tried.empty() ? "" : ", ") + c;
+  }
+  return NotFoundError("the DF40 methods table df40_methods.toml was not found (tried " + tried +
+                       "); pass --methods FILE");
+}
+
+namespace {
+
+std::string CleanFolder(std::string p) {
+  std::replace(p.begin(), p.end(), '\\', '/');
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+bool IsAbsolute(const std::string& p) {
+  // POSIX, or a Windows drive ("D:/..."), which no POSIX root contains.
+  return (!p.empty() && p.front() == '/') ||
+         (p.size() >= 3 && std::isalpha(static_cast<unsigned char>(p[0])) && p[1] == ':' &&
+          p[2] == '/');
+}
+
+// The manifest path of one frame path: rebased, then relative to `root` (absolute, normalised;
+// "" = none). An error message (without the location) when it falls outside.
+StatusOr<std::string> PlaceFramePath(const std::string& frame, const std::string& root,
+                                     const std::vector<Rebase>& rebases) {
+  std::string path = frame;
+  std::replace(path.begin(), path.end(), '\\', '/');
+  const Rebase* best = nullptr;
+  for (const Rebase& r : rebases) {
+    const bool under =
+        path.compare(0, r.from.size(), r.from) == 0 &&
+        (path.size() == r.from.size() || path[r.from.size()] == '/' || r.from.back() == '/');
+    if (under && (best == nullptr || r.from.size() > best->from.size())) best = &r;
+  }
+  if (best != nullptr) {
+    // `rest` is "" or starts with '/' (the folder "/" keeps its slash: CleanFolder).
+    std::string rest = path.substr(best->from.size());
+    if (best->from.back() == '/') rest.insert(0, "/");
+    if (!rest.empty() && best->to.back() == '/') rest.erase(0, 1);
+    path = best->to + rest;
+  }
+  if (IsAbsolute(path)) {
+    if (root.empty()) {
+      return InvalidArgumentError("absolute frame path " + path +
+                                  " but no --root was given (pass --root DIR, or --rebase "
+                                  "OLD=NEW for a JSON made on another machine)");
+    }
+    const fs::path rel = fs::path(path).lexically_normal().lexically_relative(root);
+    const std::string r = rel.generic_string();
+    if (path.front() != '/' || r.empty() || r == "." || !PathStaysInside(r)) {
+      return InvalidArgumentError("frame path " + path + " is outside --root " + root +
+                                  (best != nullptr ? ""
+                                                   : " (a JSON made on another machine? "
+                                                     "map its folders with --rebase OLD=NEW)"));
+    }
+    return r;
+  }
+  if (!PathStaysInside(path)) {
+    return InvalidArgumentError("frame path " + path + " leaves the root with \"..\"" +
+                                (path.empty() ? " (it is empty)" : ""));
+  }
+  return path;
+}
+
+}  // namespace
+
+StatusOr<Rebase> ParseRebase(const std::string& text) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size()) {
+    return InvalidArgumentError("--rebase \"" + text +
+                                "\": expected OLD=NEW with both folders non-empty, e.g. "
+                                "--rebase /home/me/datasets=/data");
+  }
+  return Rebase{CleanFolder(text.substr(0, eq)), CleanFolder(text.substr(eq + 1))};
+}
+
+StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o,
+                                                  DeepfakeBenchReport* report) {
   std::vector<std::string> files;
   std::error_code ec;
   if (fs::is_directory(o.json_path, ec)) {
@@ -185,8 +393,19 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
   } else {
     return NotFoundError("no such file or folder: " + o.json_path);
   }
-  std::string root = o.root;
-  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  std::string root;
+  if (!o.root.empty()) {
+    std::string r = o.root;
+    std::replace(r.begin(), r.end(), '\\', '/');
+    root = fs::absolute(fs::path(r), ec).lexically_normal().generic_string();
+    while (root.size() > 1 && root.back() == '/') root.pop_back();
+  }
+  for (const Rebase& r : o.rebases) {
+    if (r.from.empty() || r.to.empty()) {
+      return InvalidArgumentError("--rebase: OLD and NEW must both be non-empty");
+    }
+  }
+  DeepfakeBenchReport rep;
   std::vector<Record> out;
   for (const std::string& file : files) {
     SD2_ASSIGN_OR_RETURN(std::string text, ReadFile(file));
@@ -220,10 +439,21 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
       if (auto it = o.map.datasets.find(dataset_name); it != o.map.datasets.end()) {
         dataset = it->second;
       }
+      const std::optional<Df40Table::Place> place = o.df40.Find(dataset_name);
+      if (place) dataset = place->method->known ? o.df40.known_dataset : o.df40.test_dataset;
+      const size_t dataset_start = out.size();
+      // A label's type: DF40 datasets hold the method's real and fake images; elsewhere the
+      // label map decides.
+      auto type_of = [&](const std::string& label) -> StatusOr<std::string> {
+        if (!place) return o.map.LookUp(label);
+        StatusOr<std::string> t = o.map.LookUp(label);
+        const bool real = (t.ok() && *t == "REAL") || EndsWith(Lower(label), "real");
+        return real ? std::string("REAL") : place->method->type;
+      };
       for (auto& [label, splits] : labels.items()) {
         const std::string where_label = dataset_name + "/" + label;
         if (!splits.is_object()) return bad(where_label, "expected an object of splits");
-        StatusOr<std::string> type = o.map.LookUp(label);
+        StatusOr<std::string> type = type_of(label);
         if (!type.ok()) return type.status().WithPrefix(file + ": at " + where_label);
         for (auto& [split, level_or_videos] : splits.items()) {
           const std::string where_split = where_label + "/" + split;
@@ -258,32 +488,41 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
               std::string vtype = *type;
               if (entry.contains("label") && entry["label"].is_string() &&
                   entry["label"].get<std::string>() != label) {
-                StatusOr<std::string> t2 = o.map.LookUp(entry["label"].get<std::string>());
+                StatusOr<std::string> t2 = type_of(entry["label"].get<std::string>());
                 if (!t2.ok()) return t2.status().WithPrefix(file + ": at " + where_video);
                 vtype = *t2;
               }
               for (const json& frame : entry["frames"]) {
                 if (!frame.is_string()) return bad(where_video, "frame paths must be strings");
-                std::string path = frame.get<std::string>();
-                std::replace(path.begin(), path.end(), '\\', '/');
-                if (!root.empty() && path.rfind(root + "/", 0) == 0) {
-                  path = path.substr(root.size() + 1);
-                } else if (!path.empty() && path.front() == '/') {
-                  return bad(where_video, "absolute frame path " + path + " is not under --root " +
-                                              (root.empty() ? "(none given)" : root));
-                }
+                StatusOr<std::string> path =
+                    PlaceFramePath(frame.get<std::string>(), root, o.rebases);
+                if (!path.ok()) return bad(where_video, path.status().message());
                 Record r;
-                r.path = path;
+                r.path = *path;
                 r.dataset = dataset;
                 r.subset = label;
                 r.split = sp;
                 r.type = vtype;
                 r.video = dataset_name + "/" + label + "/" + video;
+                if (place) {
+                  r.subset = dataset_name;
+                  r.id = dataset_name + "/" + r.path;
+                  r.domain = place->domain;
+                  r.method = place->method->name;
+                  r.method_type = place->method->type;
+                  r.known = place->method->known;
+                }
                 out.push_back(std::move(r));
               }
             }
           }
         }
+      }
+      if (place) {
+        rep.placed.push_back(dataset_name);
+      } else {
+        rep.unplaced.push_back(
+            {file, dataset_name, dataset, static_cast<int64_t>(out.size() - dataset_start)});
       }
     }
     if (out.size() == before) {
@@ -294,6 +533,14 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o)
                                              "\"? pass --compression)"));
     }
   }
+  for (const Df40Method& m : o.df40.methods) {
+    for (const auto& [name, domain] : m.datasets) {
+      const bool found = std::any_of(rep.placed.begin(), rep.placed.end(),
+                                     [&](const std::string& p) { return Lower(p) == Lower(name); });
+      if (!found) rep.absent.push_back(name);
+    }
+  }
+  if (report != nullptr) *report = std::move(rep);
   return out;
 }
 
