@@ -5,6 +5,8 @@
 # Fails when the mean normalised value differs by more than 0.05 (the operations disagree).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+py="${PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && cd ".." && pwd)/.venv/bin/python}"
+[[ -x "$py" ]] || py=python3  # the project venv (scripts/setup.sh), else python3
 bin="$SD2_BUILD_DIR/bin/loader_bench"
 cmake --build "$SD2_BUILD_DIR" --target loader_bench -j "${SD2_BENCH_JOBS:-2}" >/dev/null
 n="${LOADER_N:-200}"
@@ -13,9 +15,9 @@ tmp="$(mktemp -d /tmp/sd2_bench_loader.XXXXXX)"
 trap 'rm -rf "$tmp"' EXIT
 "$bin" make "$tmp" "$n"
 ours="$("$bin" run "$tmp" "$n" 224 "$repeats")"
-ref="$(/usr/bin/python3 "$here/loader_ref.py" "$tmp" "$n" 224 "$repeats")"
+ref="$("$py" "$here/loader_ref.py" "$tmp" "$n" 224 "$repeats")"
 get() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" <<<"$2"; }
-/usr/bin/python3 - "$(get seconds "$ours")" "$(get seconds "$ref")" "$(get mean "$ours")" \
+"$py" - "$(get seconds "$ours")" "$(get seconds "$ref")" "$(get mean "$ours")" \
   "$(get mean "$ref")" "$n" <<'PY'
 import sys
 ours, ref, m_ours, m_ref, n = map(float, sys.argv[1:])

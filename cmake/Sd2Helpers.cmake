@@ -16,7 +16,8 @@ function(sd2_test)
   add_executable(${A_NAME} ${A_SOURCES})
   target_link_libraries(${A_NAME} PRIVATE ${A_DEPS} GTest::gmock GTest::gtest_main)
   target_compile_definitions(${A_NAME} PRIVATE
-    SD2_SOURCE_DIR="${PROJECT_SOURCE_DIR}" SD2_BINARY_DIR="${PROJECT_BINARY_DIR}")
+    SD2_SOURCE_DIR="${PROJECT_SOURCE_DIR}" SD2_BINARY_DIR="${PROJECT_BINARY_DIR}"
+    SD2_PYTHON="${SD2_PYTHON}")
   if(NOT A_LABELS)
     set(A_LABELS unit)
   endif()

@@ -9,13 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
-# OpenBLAS falls back to SSE3 kernels on CPUs it does not know (VMs); the test binaries get the
-# kernels the CPU can run, as sd2-worker picks for itself (worker/runtime/blas_setup.h).
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-  if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
-  elif grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell
-  fi
-fi
 scripts/setup.sh
 PRESET="${SD2_PRESET:-ci}"
 scripts/build.sh "$PRESET"

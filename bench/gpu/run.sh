@@ -8,9 +8,10 @@
 #     largest power-of-two batch that fits, times the step (forward, three losses, backward, AdamW);
 #  4. the same model in Python PyTorch on the same GPU and batch: eager, then torch.compile;
 #  5. prints images/s, ratios and the model FLOPs utilisation (formula: BENCHMARKS.md).
-# --dry-run: CPU only, tiny config, Debian's /usr/bin/python3 (no bf16 / SDPA / compile where the
-# torch is < 2.0): tests the build and the script's logic on a machine without a GPU.
-# Env: PYTHON (python3; /usr/bin/python3 in --dry-run), GPU_BUILD_DIR (<repo>/build/gpu),
+# --dry-run: CPU only, tiny config, fp32 (no bf16): tests the build, the check against the Python
+# reference, SDPA and torch.compile on a machine without a GPU (CI runs it).
+# Env: PYTHON (default: the project's venv, <repo>/.venv/bin/python, made by scripts/setup.sh;
+# else python3; any Python whose torch is >= 2.4), GPU_BUILD_DIR (<repo>/build/gpu),
 # GPU_STEPS (10), GPU_WARMUP (3), GPU_BATCH (0 = largest that fits), PEAK_TFLOPS (bf16 dense
 # peak; default from the GPU name: H100/H200 989).
 set -euo pipefail
@@ -18,7 +19,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 dry=0
 [[ "${1:-}" == "--dry-run" ]] && dry=1
-if ((dry)); then py="${PYTHON:-/usr/bin/python3}"; else py="${PYTHON:-python3}"; fi
+py="${PYTHON:-}"
+if [[ -z "$py" ]]; then
+  if [[ -x "$repo/.venv/bin/python" ]]; then py="$repo/.venv/bin/python"; else py=python3; fi
+fi
 build="${GPU_BUILD_DIR:-$repo/build/gpu}"
 steps="${GPU_STEPS:-10}" warmup="${GPU_WARMUP:-3}" batch="${GPU_BATCH:-0}"
 tmp="$(mktemp -d /tmp/sd2_gpu_bench.XXXXXX)"

@@ -23,6 +23,7 @@
 #define SD2_HAVE_CUDA_ALLOCATOR 1
 #endif
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -31,9 +32,9 @@
 #include <string>
 #include <vector>
 
-#define SD2_TORCH_AT_LEAST(major, minor) \
-  (TORCH_VERSION_MAJOR > (major) ||      \
-   (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
+#if TORCH_VERSION_MAJOR < 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR < 4)
+#error "sd2_step_gpu needs LibTorch >= 2.4 (device-typed autocast, SDPA)"
+#endif
 
 namespace sd2_gpu {
 
@@ -98,11 +99,9 @@ struct LayerImpl : torch::nn::Module {
     const int64_t b = x.size(0), t = x.size(1), d = x.size(2), hd = d / heads;
     auto split = [&](const torch::Tensor& y) { return y.view({b, t, heads, hd}).transpose(1, 2); };
     torch::Tensor o;
-#if SD2_TORCH_AT_LEAST(2, 0)
     if (g_sdpa)
       o = at::scaled_dot_product_attention(split(proj[0](x)), split(proj[1](x)), split(proj[2](x)),
                                            {}, 0.0, causal);
-#endif
     if (!o.defined()) {
       torch::Tensor s = torch::matmul(split(proj[0](x) * (1.0 / std::sqrt(double(hd)))),
                                       split(proj[1](x)).transpose(-1, -2));
@@ -276,20 +275,15 @@ struct AdamW {
 };
 
 void SetAutocast(bool on) {
-#if SD2_TORCH_AT_LEAST(2, 4)
   at::autocast::set_autocast_enabled(at::kCUDA, on);
   if (on) at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-#else
-  at::autocast::set_enabled(on);
-  if (on) at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-#endif
   if (!on) at::autocast::clear_cache();
 }
 
 struct Args {
   std::string config = "vit_l14", device = "cuda", check;
   int64_t batch = 0, steps = 10, warmup = 3, max_batch = 2048;
-  bool bf16 = false, sdpa = false;
+  bool bf16 = false, sdpa = false, check_autocast = false;
 };
 
 struct Inputs {
@@ -353,12 +347,6 @@ int Run(const Args& a) {
     std::fprintf(stderr, "sd2_step_gpu: --device %s but CUDA is not available\n", a.device.c_str());
     return 1;
   }
-#if !SD2_TORCH_AT_LEAST(2, 0)
-  if (a.sdpa) {
-    std::fprintf(stderr, "sd2_step_gpu: --sdpa needs LibTorch >= 2.0 (have %s)\n", TORCH_VERSION);
-    return 2;
-  }
-#endif
   g_sdpa = a.sdpa;
   torch::manual_seed(0);
   Sd2 m(c);
@@ -415,6 +403,28 @@ int Run(const Args& a) {
     std::vector<char> bytes = torch::pickle_save(d);
     std::ofstream(a.check, std::ios::binary).write(bytes.data(), std::streamsize(bytes.size()));
   }
+  if (a.check_autocast) {
+    // bf16 autocast + fused attention against fp32 + explicit attention, same weights and batch
+    // (eval mode), then two bf16 training steps that must stay finite and lower nothing to NaN.
+    double fused_bf16 = 0;
+    {
+      torch::NoGradGuard g;
+      m->eval();
+      g_sdpa = true;
+      SetAutocast(true);
+      fused_bf16 = Loss(m, in.x, in.y, in.labels, in.desc, eot).item<double>();
+      SetAutocast(false);
+      g_sdpa = a.sdpa;
+      m->train();
+    }
+    const double rel = std::abs(fused_bf16 - loss0) / std::max(1.0, std::abs(loss0));
+    AdamW probe(trainable);
+    TrainSteps(m, probe, in, 2, /*bf16=*/true, eot, dev);
+    std::printf(
+        "autocast_check fp32_loss=%.6f bf16_sdpa_loss=%.6f rel_diff=%.2e tolerance=5e-2 %s\n",
+        loss0, fused_bf16, rel, rel <= 5e-2 ? "ok" : "FAILED");
+    return rel <= 5e-2 ? 0 : 1;
+  }
   AdamW opt(trainable);
   TrainSteps(m, opt, in, a.warmup, a.bf16, eot, dev);
   auto t0 = std::chrono::steady_clock::now();
@@ -435,7 +445,7 @@ int main(int argc, char** argv) {
   const char* usage =
       "usage: sd2_step_gpu [--config vit_l14|vit_b16|tiny] [--device cuda|cpu] [--batch B (0: "
       "largest that fits)] [--steps N] [--warmup W] [--max-batch M] [--bf16] [--sdpa] "
-      "[--check FILE]";
+      "[--check FILE] [--check-autocast]";
   for (int i = 1; i < argc; ++i) {
     std::string f = argv[i];
     if (f == "--bf16") {
@@ -444,6 +454,10 @@ int main(int argc, char** argv) {
     }
     if (f == "--sdpa") {
       a.sdpa = true;
+      continue;
+    }
+    if (f == "--check-autocast") {
+      a.check_autocast = true;
       continue;
     }
     if (i + 1 >= argc) {

@@ -12,9 +12,9 @@
 // the method, `model`, `image_size` (baselines only; 32 px default) and the batch size set here,
 // then --hparams merged over them, e.g. '{"weight_decay": 0}')
 // trained by the Trainer with the options BaselineMethod::Run gives it: Adam with coupled L2
-// (Detector::l2, in the loss), clip_svd's before_forward (reference bench/reference/
-// train_step_baselines.py). CPU threads: sd2::worker::train::ConfigureCpuThreads(threads, 1),
-// as the worker.
+// (Detector::l2 as TrainerOptions::l2, in the optimizer step), clip_svd's before_forward (reference
+// bench/reference/ train_step_baselines.py). CPU threads:
+// sd2::worker::train::ConfigureCpuThreads(threads, 1), as the worker.
 //
 // Writes DIR/in.safetensors (weights, batch, config, hparams; for sd2 also the token ids of every
 // step) and prints `loss0=<eval-mode loss before training> images_per_s=<...> seconds=<...>
@@ -401,6 +401,7 @@ Status RunBaseline(const Args& a) {
   wt::TrainerOptions to;
   to.lr = hp.value("lr", 2e-4);
   to.weight_decay = optimizer == "adamw" ? hp.value("weight_decay", 0.01) : 0.0;
+  to.l2 = det->l2;
   to.total_steps = a.warmup + a.steps;
   to.log_every = 1;
   to.seed = a.seed;

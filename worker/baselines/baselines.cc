@@ -170,13 +170,6 @@ StatusOr<train::StepOutput> Detector::Loss(const train::TorchBatch& batch, int64
   } else {
     total = F::cross_entropy(logits(batch.pixels), batch.label);
   }
-  if (l2 > 0) {
-    torch::Tensor sq = torch::zeros({}, total.options());
-    for (auto& p : root->parameters()) {
-      if (p.requires_grad()) sq = sq + p.pow(2).sum();
-    }
-    total = total + 0.5 * l2 * sq;
-  }
   out.metrics["loss"] = total.item<double>();
   out.loss = total;
   return out;
@@ -273,8 +266,7 @@ StatusOr<std::unique_ptr<Detector>> BuildDetector(const std::string& method, con
     }
     det->method = method;
     if (optimizer == "adam") det->l2 = Hp<double>(hp, "weight_decay", 5e-4);
-    det->variant["optimizer"] =
-        optimizer == "adam" ? "adam (L2 weight decay in the loss)" : optimizer;
+    det->variant["optimizer"] = optimizer == "adam" ? "adam (coupled L2 weight decay)" : optimizer;
     return det;
   } catch (const json::exception& e) {
     return InvalidArgumentError(method + ": bad trial config: " + e.what());
@@ -455,6 +447,7 @@ Status BaselineMethod::Run(TrialContext& ctx) {
                                   "'");
     }
     to.weight_decay = optimizer == "adamw" ? Hp<double>(hp, "weight_decay", 0.01) : 0.0;
+    to.l2 = det->l2;  // adam: coupled L2, applied in the trainer's optimizer step
     to.epochs = Hp<int64_t>(hp, "epochs", 10);
     to.total_steps = Hp<int64_t>(hp, "steps", 0);
     to.checkpoint_every = Hp<int64_t>(hp, "checkpoint_every", 0);

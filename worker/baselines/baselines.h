@@ -40,7 +40,7 @@ class Detector : public train::TrainableModel {
   std::shared_ptr<torch::nn::Module> root;  // the whole network
   data::Normalization norm = data::Normalization::kHalf;
   int image_size = 256;
-  double l2 = 0;  // Adam-style (coupled) weight decay, added to the loss as l2/2 ||w||^2
+  double l2 = 0;  // Adam-style (coupled) weight decay: TrainerOptions::l2 (grad += l2 * w)
   nlohmann::json variant = nlohmann::json::object();  // reported with the attempt
   // Runs before every forward (clip_svd rebuilds its projection weights).
   std::function<void()> before_forward;

@@ -1,6 +1,6 @@
 // Forward-match tests: every baseline network, on fixed random weights (float64, BatchNorm in
 // eval mode with non-trivial running statistics), against the independent PyTorch reference
-// bench/reference/baselines_reference.py run by Debian's /usr/bin/python3.
+// bench/reference/baselines_reference.py run by the project venv's python (SD2_PYTHON).
 #include <unistd.h>
 
 #include <cstdlib>
@@ -24,14 +24,16 @@ namespace fs = std::filesystem;
 constexpr double kTol = 1e-5;
 
 bool ReferenceAvailable() {
-  static const bool ok = std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0;
+  static const bool ok =
+      std::system((std::string(SD2_PYTHON) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
   return ok;
 }
 
 class ReferenceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!ReferenceAvailable()) GTEST_SKIP() << "/usr/bin/python3 with torch not available";
+    ASSERT_TRUE(ReferenceAvailable())
+        << "the reference needs torch in SD2_PYTHON (" SD2_PYTHON "): run scripts/setup.sh";
     dir_ = fs::temp_directory_path() /
            ("sd2_baselines_model_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
@@ -79,9 +81,8 @@ class ReferenceTest : public ::testing::Test {
     std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
     std::ofstream(in, std::ios::binary)
         .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    const std::string cmd = "/usr/bin/python3 " SD2_SOURCE_DIR
-                            "/bench/reference/baselines_reference.py " +
-                            in + " " + out;
+    const std::string cmd =
+        SD2_PYTHON " " SD2_SOURCE_DIR "/bench/reference/baselines_reference.py " + in + " " + out;
     EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
     std::ifstream f(out, std::ios::binary);
     std::vector<char> data((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

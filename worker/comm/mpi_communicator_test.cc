@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <chrono>
+#include <thread>
 #include <vector>
 
 namespace sd2::worker {
@@ -26,6 +28,35 @@ TEST(MpiCommunicatorTest, AllReduceGatherBroadcast) {
   ASSERT_TRUE(comm->Broadcast(&s, 0).ok());
   EXPECT_EQ(s, "spec from root");
   EXPECT_TRUE(comm->Barrier().ok());
+}
+
+// A peer that does not join a collective in time: DeadlineExceeded on the waiting rank, and
+// every later collective fails at once (the group is torn down in real use).
+TEST(MpiCommunicatorTest, CollectiveTimesOutWhenAPeerHangs) {
+  if (MakeMpiCommunicator(MPI_COMM_WORLD)->size() < 2) GTEST_SKIP() << "needs mpirun -np 2";
+  MPI_Comm dup;
+  MPI_Comm_dup(MPI_COMM_WORLD, &dup);
+  auto comm = MakeMpiCommunicator(dup, /*timeout_s=*/0.3);
+  EXPECT_EQ(comm->backend(), "mpi");
+  EXPECT_FALSE(comm->device_buffers());
+  float x = 1;
+  if (comm->rank() == 0) {
+    auto t0 = std::chrono::steady_clock::now();
+    Status s = comm->AllReduceSum(&x, 1);
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded) << s.ToString();
+    EXPECT_NE(s.message().find("timed out after 0.3 s"), std::string::npos) << s.ToString();
+    EXPECT_GE(waited, 0.3);
+    EXPECT_LT(waited, 1.5);
+    EXPECT_EQ(comm->Barrier().code(), StatusCode::kFailedPrecondition);
+    EXPECT_EQ(comm->AllReduceSum(&x, 1).code(), StatusCode::kFailedPrecondition);
+    EXPECT_TRUE(TEST_WaitPendingCollectives(comm.get()));
+  } else {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the "hung" rank
+    EXPECT_TRUE(comm->AllReduceSum(&x, 1).ok());
+  }
+  EXPECT_TRUE(comm->Barrier().ok());
+  MPI_Comm_free(&dup);
 }
 
 TEST(LocalCommunicatorTest, InjectedFailure) {

@@ -534,7 +534,8 @@ StatusOr<std::vector<Record>> ImportDeepfakeBench(const DeepfakeBenchOptions& o,
     }
   }
   for (const Df40Method& m : o.df40.methods) {
-    for (const auto& [name, domain] : m.datasets) {
+    for (const auto& entry : m.datasets) {
+      const std::string& name = entry.first;
       const bool found = std::any_of(rep.placed.begin(), rep.placed.end(),
                                      [&](const std::string& p) { return Lower(p) == Lower(name); });
       if (!found) rep.absent.push_back(name);

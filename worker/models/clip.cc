@@ -1,5 +1,7 @@
 #include "worker/models/clip.h"
 
+#include <atomic>
+
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -129,14 +131,33 @@ ClipAttentionImpl::ClipAttentionImpl(int64_t width, int64_t heads) : heads_(head
   out_proj = register_module("out_proj", LoraLinear(width, width, true));
 }
 
-torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
+namespace {
+std::atomic<bool> g_fused_attention{true};
+}  // namespace
+
+void UseFusedAttention(bool on) { g_fused_attention.store(on); }
+bool FusedAttentionEnabled() { return g_fused_attention.load(); }
+
+torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, bool causal) {
   const int64_t b = x.size(0), t = x.size(1), d = x.size(2), hd = d / heads_;
   auto split = [&](const torch::Tensor& y) { return y.view({b, t, heads_, hd}).transpose(1, 2); };
-  torch::Tensor q = split(q_proj(x) * (1.0 / std::sqrt(double(hd))));
-  torch::Tensor k = split(k_proj(x)), v = split(v_proj(x));
-  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2));
-  if (mask.defined()) scores = scores + mask;
-  torch::Tensor out = torch::matmul(torch::softmax(scores, -1), v);
+  torch::Tensor out;
+  if (g_fused_attention.load()) {
+    // Fused kernel (flash / memory-efficient on CUDA, a fused CPU kernel otherwise); the
+    // default scale is CLIP's 1/sqrt(head_dim).
+    out = at::scaled_dot_product_attention(split(q_proj(x)), split(k_proj(x)), split(v_proj(x)),
+                                           /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                           /*is_causal=*/causal);
+  } else {
+    torch::Tensor q = split(q_proj(x) * (1.0 / std::sqrt(double(hd))));
+    torch::Tensor k = split(k_proj(x)), v = split(v_proj(x));
+    torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2));
+    if (causal)
+      scores =
+          scores +
+          torch::full({t, t}, -std::numeric_limits<float>::infinity(), scores.options()).triu(1);
+    out = torch::matmul(torch::softmax(scores, -1), v);
+  }
   return out_proj(out.transpose(1, 2).reshape({b, t, d}));
 }
 
@@ -157,8 +178,8 @@ ClipEncoderLayerImpl::ClipEncoderLayerImpl(int64_t width, int64_t heads, int64_t
       "layer_norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width}).eps(eps)));
 }
 
-torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask) {
-  torch::Tensor h = x + self_attn(layer_norm1(x), mask);
+torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x, bool causal) {
+  torch::Tensor h = x + self_attn(layer_norm1(x), causal);
   return h + mlp(layer_norm2(h));
 }
 
@@ -170,10 +191,10 @@ ClipEncoderImpl::ClipEncoderImpl(int64_t width, int64_t n, int64_t heads, int64_
   }
 }
 
-std::vector<torch::Tensor> ClipEncoderImpl::forward(torch::Tensor x, const torch::Tensor& mask) {
+std::vector<torch::Tensor> ClipEncoderImpl::forward(torch::Tensor x, bool causal) {
   std::vector<torch::Tensor> outs;
   for (auto& b : blocks) {
-    x = b->forward(x, mask);
+    x = b->forward(x, causal);
     outs.push_back(x);
   }
   return outs;
@@ -214,7 +235,7 @@ ClipVisionTransformerImpl::ClipVisionTransformerImpl(const ClipConfig& c) {
 }
 
 ClipVisionOutput ClipVisionTransformerImpl::Forward(const torch::Tensor& pixels) {
-  std::vector<torch::Tensor> hs = encoder(pre_layrnorm(embeddings(pixels)), torch::Tensor());
+  std::vector<torch::Tensor> hs = encoder(pre_layrnorm(embeddings(pixels)), /*causal=*/false);
   ClipVisionOutput out;
   for (auto& h : hs) out.layer_cls.push_back(h.select(1, 0));
   out.pooled = post_layernorm(out.layer_cls.back());
@@ -249,9 +270,7 @@ ClipTextTransformerImpl::ClipTextTransformerImpl(const ClipConfig& c) {
 torch::Tensor ClipTextTransformerImpl::Forward(const torch::Tensor& ids, int64_t eot_id) {
   const int64_t t = ids.size(1);
   torch::Tensor x = embeddings(ids);
-  torch::Tensor mask =
-      torch::full({t, t}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);
-  torch::Tensor h = final_layer_norm(encoder(x, mask).back());
+  torch::Tensor h = final_layer_norm(encoder(x, /*causal=*/true).back());
   // First EOT per row: argmax over (ids == eot) picks the first maximum; rows without EOT use T-1.
   torch::Tensor is_eot = ids.eq(eot_id);
   torch::Tensor pos = torch::where(is_eot.any(1), is_eot.to(torch::kInt).argmax(1),

@@ -71,10 +71,16 @@ class LoraLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LoraLinear);
 
+// Attention kernel of every CLIP block: at::scaled_dot_product_attention (default), or the
+// explicit softmax(QK^T/sqrt(d) + mask) V path (tests compare the two; also a fallback).
+void UseFusedAttention(bool on);
+bool FusedAttentionEnabled();
+
 class ClipAttentionImpl : public torch::nn::Module {
  public:
   ClipAttentionImpl(int64_t width, int64_t heads);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);  // mask may be {}
+  // Self-attention; `causal` masks future positions (the text tower).
+  torch::Tensor forward(const torch::Tensor& x, bool causal);
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 
  private:
@@ -93,7 +99,7 @@ TORCH_MODULE(ClipMlp);
 class ClipEncoderLayerImpl : public torch::nn::Module {
  public:
   ClipEncoderLayerImpl(int64_t width, int64_t heads, int64_t mlp, double eps);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask);
+  torch::Tensor forward(const torch::Tensor& x, bool causal);
   ClipAttention self_attn{nullptr};
   torch::nn::LayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   ClipMlp mlp{nullptr};
@@ -104,7 +110,7 @@ class ClipEncoderImpl : public torch::nn::Module {
  public:
   ClipEncoderImpl(int64_t width, int64_t layers, int64_t heads, int64_t mlp, double eps);
   // Returns the output of every layer (size = layers).
-  std::vector<torch::Tensor> forward(torch::Tensor x, const torch::Tensor& mask);
+  std::vector<torch::Tensor> forward(torch::Tensor x, bool causal);
   std::vector<ClipEncoderLayer> blocks;
   torch::nn::ModuleList layers{nullptr};
 };

@@ -206,6 +206,41 @@ TEST(ClipTest, ShapesPoolingAndCausality) {
   EXPECT_EQ(l14->projection_dim, 768);
 }
 
+// The fused kernel (at::scaled_dot_product_attention, causal in the text tower) computes what
+// the explicit softmax(QK^T / sqrt(d) + mask) V path computes, forward and backward.
+TEST(ClipTest, FusedAttentionMatchesExplicitPath) {
+  torch::manual_seed(3);
+  ClipConfig c = Tiny();
+  ClipModel m(c);
+  torch::Tensor x = torch::randn({3, 3, 32, 32});
+  torch::Tensor ids = torch::randint(0, 598, {3, 9}, torch::kInt64);
+  ids.index_put_({torch::indexing::Slice(), 6}, 599);
+  auto run = [&](bool fused) {
+    UseFusedAttention(fused);
+    m->zero_grad();
+    torch::Tensor img = m->EncodeImage(x), txt = m->EncodeText(ids, 599);
+    (img.pow(2).sum() + txt.sin().sum()).backward();
+    std::vector<torch::Tensor> grads;
+    for (auto& p : m->parameters())
+      if (p.grad().defined()) grads.push_back(p.grad().clone());
+    return std::make_tuple(img.detach(), txt.detach(), grads);
+  };
+  auto [img_f, txt_f, g_f] = run(true);
+  auto [img_e, txt_e, g_e] = run(false);
+  UseFusedAttention(true);
+  EXPECT_TRUE(FusedAttentionEnabled());
+  EXPECT_LE((img_f - img_e).abs().max().item<double>(), 1e-5);
+  EXPECT_LE((txt_f - txt_e).abs().max().item<double>(), 1e-5);
+  ASSERT_EQ(g_f.size(), g_e.size());
+  for (size_t i = 0; i < g_f.size(); ++i)
+    EXPECT_LE((g_f[i] - g_e[i]).abs().max().item<double>(), 1e-4) << "gradient " << i;
+  // The text tower is causal under both kernels: a later token does not reach an earlier
+  // position's output.
+  torch::Tensor ids2 = ids.clone();
+  ids2.index_put_({torch::indexing::Slice(), 8}, 7);
+  EXPECT_TRUE(torch::allclose(m->EncodeText(ids, 599), m->EncodeText(ids2, 599), 1e-6, 1e-6));
+}
+
 TEST(LoraTest, InjectionMergeAndTargets) {
   torch::manual_seed(1);
   ClipModel m(Tiny());
@@ -296,6 +331,106 @@ TEST(HfLoadTest, LoadsFolderAndListsMismatches) {
   EXPECT_NE(msg.find("Missing: text_projection.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Unexpected: vision_model.extra.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("Mis-shaped: visual_projection.weight"), std::string::npos) << msg;
+}
+
+// Runs worker/models/testdata/hf_clip_reference.py (transformers, pinned in
+// scripts/requirements.txt) with `args`; its stdout.
+std::string RunHfReference(const std::string& args) {
+  const std::string cmd = std::string(SD2_PYTHON) + " " + SD2_SOURCE_DIR +
+                          "/worker/models/testdata/hf_clip_reference.py " + args;
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  EXPECT_EQ(pclose(p), 0) << cmd << "\n" << out;
+  return out;
+}
+
+// An independent reference: transformers' CLIPModel from a small random CLIPConfig, saved with
+// save_pretrained, loads through LoadHfClip and gives the same image and text embeddings and
+// logits.
+TEST(HfReferenceTest, TransformersClipModelLoadsAndAgrees) {
+  TempDir dir;
+  RunHfReference("model " + dir.path());
+  auto model = LoadHfClip(dir.path());
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto ref = ReadTensors(dir.path() + "/reference.safetensors");
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  auto& r = *ref;
+  torch::NoGradGuard g;
+  (*model)->eval();
+  const int64_t eot = 98;
+  for (bool fused : {true, false}) {
+    UseFusedAttention(fused);
+    torch::Tensor img = (*model)->EncodeImage(r["pixel_values"]);
+    torch::Tensor txt = (*model)->EncodeText(r["input_ids"].to(torch::kInt64), eot);
+    torch::Tensor img_n = img / img.norm(2, -1, true), txt_n = txt / txt.norm(2, -1, true);
+    torch::Tensor logits = (*model)->logit_scale.exp() * torch::matmul(img_n, txt_n.t());
+    EXPECT_LE((img_n - r["image_embeds"]).abs().max().item<double>(), 1e-5) << fused;
+    EXPECT_LE((txt_n - r["text_embeds"]).abs().max().item<double>(), 1e-5) << fused;
+    EXPECT_LE((logits - r["logits_per_image"]).abs().max().item<double>(), 1e-4) << fused;
+  }
+  UseFusedAttention(true);
+}
+
+// Our parameter count for openai/clip-vit-large-patch14's configuration (config.json written by
+// transformers, no weights) equals transformers' count.
+TEST(HfReferenceTest, ParameterCountOfVitL14EqualsTransformers) {
+  TempDir dir;
+  std::string out = RunHfReference("count-l14 " + dir.path());
+  ASSERT_FALSE(out.empty());
+  const int64_t want = std::stoll(out);
+  auto text = ReadFile(dir.path() + "/config.json");
+  ASSERT_TRUE(text.ok()) << text.status();
+  auto cfg = ClipConfigFromHfJson(*text);
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  ClipModel m(*cfg);
+  int64_t ours = 0;
+  for (const auto& p : m->parameters()) ours += p.numel();
+  EXPECT_EQ(ours, want);
+  EXPECT_EQ(want, 427616513);  // the published size of CLIP ViT-L/14
+}
+
+// Our tokenizer equals transformers' CLIPTokenizer (built from Hugging Face's vocab.json and
+// merges.txt for the same merges) on the 152 golden texts and on 2,000 generated strings:
+// unicode (NFD accents, ligatures, CJK, emoji, "İ"), whitespace runs, punctuation, special-token
+// strings glued to punctuation, over-long inputs. One difference is by design: OpenAI's
+// reference tokenizer, which CLIP was trained with (and the golden ids), unescapes HTML entities
+// ("&amp;" -> "&") and transformers' does not, so texts are compared after unescaping.
+TEST(HfReferenceTest, TokenizerEqualsTransformersClipTokenizer) {
+  if (!PathExists(kClipDir + "/bpe_simple_vocab_16e6.txt.gz")) GTEST_SKIP() << "no " << kClipDir;
+  TempDir dir;
+  RunHfReference("tokenizer " + kClipDir + "/bpe_simple_vocab_16e6.txt.gz " + dir.path() +
+                 " 2000 7 " + kClipDir + "/golden_tokens.jsonl");
+  auto ours = Tokenizer::FromOpenAiGz(kClipDir + "/bpe_simple_vocab_16e6.txt.gz");
+  ASSERT_TRUE(ours.ok()) << ours.status();
+  auto hf_files = Tokenizer::FromHfFiles(dir.path() + "/vocab.json", dir.path() + "/merges.txt");
+  ASSERT_TRUE(hf_files.ok()) << hf_files.status();
+  std::ifstream in(dir.path() + "/texts.jsonl");
+  std::string line;
+  int n = 0, same = 0, escaped = 0;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    const std::string text = j["text"];
+    const auto hf = j["ids"].get<std::vector<int>>();
+    const auto hf_unescaped = j["ids_unescaped"].get<std::vector<int>>();
+    auto ids = ours->Encode(text);
+    ++n;
+    if (hf != hf_unescaped) {  // only texts with HTML entities may differ
+      ++escaped;
+      EXPECT_NE(text.find('&'), std::string::npos) << text;
+    }
+    if (ids == hf_unescaped) ++same;
+    EXPECT_EQ(ids, hf_unescaped) << "text: " << text;
+    EXPECT_EQ(hf_files->Encode(text), ids) << "text: " << text;
+    EXPECT_EQ(ours->EncodeWithContext(text, 77), j["ctx77"].get<std::vector<int>>())
+        << "text: " << text;
+  }
+  EXPECT_EQ(n, 2152);
+  EXPECT_EQ(same, n);
+  EXPECT_GE(escaped, 1);  // the golden set's HTML text, and generated "&amp;" / "&lt;b&gt;"
 }
 
 // SaveHfClip writes what LoadHfClip reads back (LoRA merged); ExportClipFromCheckpoint takes a
@@ -417,11 +552,13 @@ struct LossFixture {
 };
 
 bool HavePythonTorch() {
-  return std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") == 0;
+  return std::system(
+             (std::string(SD2_PYTHON) + " -c 'import torch, numpy' >/dev/null 2>&1").c_str()) == 0;
 }
 
 TEST(LossTest, MatchesIndependentPythonReference) {
-  if (!HavePythonTorch()) GTEST_SKIP() << "/usr/bin/python3 lacks torch";
+  ASSERT_TRUE(HavePythonTorch()) << "the reference needs torch in SD2_PYTHON (" SD2_PYTHON
+                                    "): run scripts/setup.sh";
   for (bool clam : {true, false}) {
     LossFixture fx(clam);
     train::LossOptions o;
@@ -437,7 +574,7 @@ TEST(LossTest, MatchesIndependentPythonReference) {
         {"eot_id", "599"},     {"lora_scaling", std::to_string(32.0 / 4)},
         {"alpha", "2"},        {"clam", clam ? "1" : "0"}};
     ASSERT_TRUE(WriteTensors(dir.path() + "/in.safetensors", t, meta).ok());
-    std::string cmd = "/usr/bin/python3 " + std::string(SD2_SOURCE_DIR) +
+    std::string cmd = std::string(SD2_PYTHON) + " " + std::string(SD2_SOURCE_DIR) +
                       "/bench/reference/sd2_reference.py " + dir.path() + "/in.safetensors " +
                       dir.path() + "/out.safetensors";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;

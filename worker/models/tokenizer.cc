@@ -1,9 +1,10 @@
 #include "worker/models/tokenizer.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include <locale.h>
 #include <pcre2.h>
-#include <wctype.h>
+#include <unicode/locid.h>
+#include <unicode/normalizer2.h>
+#include <unicode/unistr.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -146,23 +147,6 @@ std::u32string HtmlUnescape(const std::u32string& s) {
   return out;
 }
 
-locale_t Utf8Locale() {
-  static locale_t loc = [] {
-    locale_t l = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0));
-    if (l == static_cast<locale_t>(0))
-      l = newlocale(LC_CTYPE_MASK, "C.utf8", static_cast<locale_t>(0));
-    return l;
-  }();
-  return loc;
-}
-
-char32_t Lower(char32_t c) {
-  if (c < 128) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-  locale_t loc = Utf8Locale();
-  if (loc == static_cast<locale_t>(0)) return c;
-  return static_cast<char32_t>(towlower_l(static_cast<wint_t>(c), loc));
-}
-
 // CLIP's bytes_to_unicode(): byte -> UTF-8 string of its printable stand-in.
 const std::vector<std::string>& ByteEncoder() {
   static const std::vector<std::string> table = [] {
@@ -270,18 +254,29 @@ std::vector<std::string> BaseVocab() {
 
 std::string CleanText(const std::string& text) {
   std::u32string s = HtmlUnescape(HtmlUnescape(Utf8Decode(text)));
-  std::u32string out;
+  std::u32string collapsed;
   bool pending_space = false;
   for (char32_t c : s) {
     if (IsSpace(c)) {
-      pending_space = !out.empty();
+      pending_space = !collapsed.empty();
       continue;
     }
-    if (pending_space) out.push_back(U' ');
+    if (pending_space) collapsed.push_back(U' ');
     pending_space = false;
-    out.push_back(Lower(c));
+    collapsed.push_back(c);
   }
-  return Utf8Encode(out);
+  // NFC (ftfy's last step in OpenAI's tokenizer; transformers' normalizer) and Unicode's full
+  // lower-case mapping (Python's str.lower: "İ" -> "i̇", final sigma) through ICU.
+  const std::string utf8 = Utf8Encode(collapsed);
+  UErrorCode err = U_ZERO_ERROR;
+  const icu::Normalizer2* nfc = icu::Normalizer2::getNFCInstance(err);
+  if (U_FAILURE(err) || nfc == nullptr) return utf8;
+  icu::UnicodeString u = nfc->normalize(icu::UnicodeString::fromUTF8(utf8), err);
+  if (U_FAILURE(err)) return utf8;
+  u.toLower(icu::Locale::getRoot());
+  std::string out;
+  u.toUTF8String(out);
+  return out;
 }
 
 StatusOr<Tokenizer> Tokenizer::Build(std::unordered_map<std::string, int> vocab,
@@ -417,11 +412,28 @@ std::vector<std::string> Tokenizer::Bpe(const std::string& token) const {
 
 std::vector<int> Tokenizer::Encode(const std::string& text) const {
   std::vector<int> ids;
-  for (const std::string& piece : PreTokenize(regex_.get(), CleanText(text))) {
-    for (const std::string& sym : Bpe(piece)) {
-      auto it = vocab_.find(sym);
-      if (it != vocab_.end()) ids.push_back(it->second);
+  auto encode_segment = [&](const std::string& segment) {
+    for (const std::string& piece : PreTokenize(regex_.get(), segment)) {
+      for (const std::string& sym : Bpe(piece)) {
+        auto it = vocab_.find(sym);
+        if (it != vocab_.end()) ids.push_back(it->second);
+      }
     }
+  };
+  // The special tokens' strings are atomic wherever they stand (as in transformers), also
+  // when glued to punctuation, where OpenAI's regex would split them into "...<|", "endoftext".
+  const std::string clean = CleanText(text);
+  size_t start = 0;
+  while (start <= clean.size()) {
+    size_t sot = clean.find(kSot, start), eot = clean.find(kEot, start);
+    size_t at = std::min(sot, eot);
+    if (at == std::string::npos) {
+      encode_segment(clean.substr(start));
+      break;
+    }
+    encode_segment(clean.substr(start, at - start));
+    ids.push_back(at == sot ? sot_id_ : eot_id_);
+    start = at + (at == sot ? std::strlen(kSot) : std::strlen(kEot));
   }
   return ids;
 }

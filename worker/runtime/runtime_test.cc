@@ -1,7 +1,6 @@
 // The worker runtime against an in-process coordinator (real Core + Server on loopback), and
 // the smoke method on a local communicator.
 #include "worker/runtime/runtime.h"
-#include "worker/runtime/blas_setup.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -250,14 +249,6 @@ TEST_F(RuntimeTest, RunLocalWritesMetricsAndScores) {
   Status u = RunLocal(unknown, "x", out, comm.get());
   EXPECT_EQ(u.code(), StatusCode::kNotFound);
   EXPECT_NE(u.message().find("unknown method 'nope'"), std::string::npos);
-}
-
-TEST(BlasSetupTest, PicksKernelsOnlyWhenOpenBlasFellBack) {
-  EXPECT_EQ(BetterBlasCoretype("Prescott", true, true), "SkylakeX");
-  EXPECT_EQ(BetterBlasCoretype("Prescott", false, true), "Haswell");
-  EXPECT_EQ(BetterBlasCoretype("Prescott", false, false), "");
-  EXPECT_EQ(BetterBlasCoretype("Haswell", true, true), "");  // OpenBLAS knew the CPU
-  EXPECT_EQ(BetterBlasCoretype("", true, true), "");
 }
 
 // A coordinator front for the score-upload tests: the real Core behind a ROUTER socket of its

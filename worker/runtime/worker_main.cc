@@ -22,7 +22,6 @@
 #ifdef SD2_HAVE_MODELS
 #include "worker/models/export.h"
 #endif
-#include "worker/runtime/blas_setup.h"
 #include "worker/runtime/devices.h"
 #include "worker/runtime/runtime.h"
 
@@ -340,7 +339,6 @@ int RunSweepLaunch(const Flags& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  sd2::worker::ReexecForBlasKernelsIfNeeded(argv);  // first: it may exec() this binary again
   CLI::App app{"sd2 worker group: pulls trials from a coordinator and runs them"};
   Flags f;
   app.add_option("--coordinator", f.coordinator, "coordinator endpoint (group mode)");

@@ -11,6 +11,10 @@ torch::Tensor SigLip(const torch::Tensor& fn, const torch::Tensor& vn, const tor
   return -torch::log_sigmoid(z * logits).sum() / fn.size(0);
 }
 
+torch::Device StageDevice(const Communicator* comm, const torch::Tensor& t) {
+  return comm->device_buffers() && t.is_cuda() ? t.device() : torch::Device(torch::kCPU);
+}
+
 class GatherFunction : public torch::autograd::Function<GatherFunction> {
  public:
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, torch::Tensor local,
@@ -18,7 +22,9 @@ class GatherFunction : public torch::autograd::Function<GatherFunction> {
     auto* comm = reinterpret_cast<Communicator*>(comm_ptr);
     ctx->saved_data["comm"] = comm_ptr;
     ctx->saved_data["rows"] = local.size(0);
-    torch::Tensor in = local.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    // Device communicators (NCCL) gather on the GPU; MPI gathers host copies.
+    const torch::Device stage = StageDevice(comm, local);
+    torch::Tensor in = local.detach().to(stage, torch::kFloat32).contiguous();
     torch::Tensor out = torch::empty({comm->size() * local.size(0), local.size(1)}, in.options());
     Status s = comm->AllGather(in.data_ptr<float>(), size_t(in.numel()), out.data_ptr<float>());
     TORCH_CHECK(s.ok(), "gather of text embeddings failed: ", s.ToString());
@@ -28,7 +34,8 @@ class GatherFunction : public torch::autograd::Function<GatherFunction> {
                                                  torch::autograd::variable_list grads) {
     auto* comm = reinterpret_cast<Communicator*>(ctx->saved_data["comm"].toInt());
     int64_t rows = ctx->saved_data["rows"].toInt();
-    torch::Tensor g = grads[0].to(torch::kCPU, torch::kFloat32).contiguous().clone();
+    torch::Tensor g =
+        grads[0].to(StageDevice(comm, grads[0]), torch::kFloat32).contiguous().clone();
     Status s = comm->AllReduceSum(g.data_ptr<float>(), size_t(g.numel()));
     TORCH_CHECK(s.ok(), "all-reduce of text-embedding gradients failed: ", s.ToString());
     torch::Tensor mine =

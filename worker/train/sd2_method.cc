@@ -171,7 +171,8 @@ Status Sd2Method::Run(TrialContext& ctx) {
           const auto data = cfg.value("data", nlohmann::json::object());
           SD2_ASSIGN_OR_RETURN(auto recs,
                                data::ReadManifest(data.value("manifest", std::string()), ro));
-          data::Filter f = FilterFromJson(data.value("train", nlohmann::json::object()));
+          SD2_ASSIGN_OR_RETURN(data::Filter f,
+                               data::FilterFromJson(data.value("train", nlohmann::json::object())));
           std::vector<std::string> texts;
           SD2_ASSIGN_OR_RETURN(TypeLabels labels, PaperTypeLabels());
           for (const auto& l : labels) texts.insert(texts.end(), l.begin(), l.end());
@@ -275,7 +276,8 @@ Status Sd2Method::Run(TrialContext& ctx) {
       // A scale above the matching records (small demo sets) trains on all of them; the
       // number actually used is recorded with the attempt.
       SD2_ASSIGN_OR_RETURN(auto recs, data::ReadManifest(base.manifest, ro));
-      data::Filter f = FilterFromJson(data.value("train", nlohmann::json::object()));
+      SD2_ASSIGN_OR_RETURN(data::Filter f,
+                           data::FilterFromJson(data.value("train", nlohmann::json::object())));
       int64_t n = 0;
       for (const auto& r : recs) n += data::Matches(f, r) ? 1 : 0;
       if (n > 0 && base.scale > n) {

@@ -17,6 +17,33 @@
 namespace sd2::worker::train {
 namespace {
 
+// bf16 autocast on CUDA for one scope (LibTorch 2.x's device-typed API), restoring the previous
+// state and clearing the cast cache on exit, also when the step throws.
+class CudaBf16Autocast {
+ public:
+  explicit CudaBf16Autocast(bool enable) : enable_(enable) {
+    if (!enable_) return;
+    was_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+    old_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~CudaBf16Autocast() {
+    if (!enable_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(at::kCUDA, was_enabled_);
+    at::autocast::set_autocast_dtype(at::kCUDA, old_dtype_);
+  }
+  CudaBf16Autocast(const CudaBf16Autocast&) = delete;
+  CudaBf16Autocast& operator=(const CudaBf16Autocast&) = delete;
+
+ private:
+  bool enable_;
+  bool was_enabled_ = false;
+  at::ScalarType old_dtype_ = at::kBFloat16;
+};
+
 constexpr const char* kCheckpointPrefix = "checkpoint-";
 constexpr const char* kCheckpointSuffix = ".safetensors";
 
@@ -66,6 +93,7 @@ TorchBatch ToTorch(const data::Batch& b, const torch::Device& device) {
 Status ValidateTrainerOptions(const TrainerOptions& o) {
   if (!(o.lr > 0)) return InvalidArgumentError("lr must be > 0");
   if (o.weight_decay < 0) return InvalidArgumentError("weight_decay must be >= 0");
+  if (!(o.l2 >= 0)) return InvalidArgumentError("l2 must be >= 0");
   if (o.schedule != "constant" && o.schedule != "cosine")
     return InvalidArgumentError("schedule must be 'constant' or 'cosine', got '" + o.schedule +
                                 "'");
@@ -162,25 +190,50 @@ Status Trainer::LoadCheckpoint(const std::string& path) {
   return OkStatus();
 }
 
+// Gradients are summed in fp32 buckets of at most kBucketBytes. With a device communicator
+// (NCCL) the buckets stay on the GPU; otherwise they are staged through host memory for MPI.
 Status Trainer::AllReduceGradients(const std::vector<torch::Tensor>& params) {
-  const int world = ctx_->comm->size();
-  if (world == 1) return OkStatus();
-  std::vector<torch::Tensor> flat;
-  for (const auto& p : params)
-    flat.push_back(p.grad().defined() ? p.grad().reshape({-1}).to(torch::kCPU, torch::kFloat32)
-                                      : torch::zeros({p.numel()}, torch::kFloat32));
-  torch::Tensor buf = torch::cat(flat).contiguous();
-  SD2_RETURN_IF_ERROR(ctx_->comm->AllReduceSum(buf.data_ptr<float>(), size_t(buf.numel())));
-  buf.div_(world);
-  int64_t off = 0;
-  for (const auto& p : params) {
-    torch::Tensor g = buf.narrow(0, off, p.numel()).view(p.sizes()).to(p.device(), p.scalar_type());
-    if (p.grad().defined()) {
-      p.mutable_grad().copy_(g);
-    } else {
-      p.mutable_grad() = g.clone();
+  Communicator* comm = ctx_->comm;
+  const int world = comm->size();
+  if (world == 1 || params.empty()) return OkStatus();
+  constexpr int64_t kBucketBytes = int64_t(64) << 20;
+  const bool on_device = comm->device_buffers() && device_.is_cuda();
+  const torch::Device stage = on_device ? device_ : torch::Device(torch::kCPU);
+  size_t first = 0;
+  while (first < params.size()) {
+    size_t last = first;
+    int64_t elems = 0;
+    while (last < params.size() &&
+           (last == first || (elems + params[last].numel()) * 4 <= kBucketBytes)) {
+      elems += params[last].numel();
+      ++last;
     }
-    off += p.numel();
+    std::vector<torch::Tensor> flat;
+    flat.reserve(last - first);
+    for (size_t i = first; i < last; ++i) {
+      const torch::Tensor& p = params[i];
+      flat.push_back(
+          p.grad().defined()
+              ? p.grad().reshape({-1}).to(stage, torch::kFloat32)
+              : torch::zeros({p.numel()},
+                             torch::TensorOptions().dtype(torch::kFloat32).device(stage)));
+    }
+    torch::Tensor buf = torch::cat(flat).contiguous();
+    SD2_RETURN_IF_ERROR(comm->AllReduceSum(buf.data_ptr<float>(), size_t(buf.numel())));
+    buf.div_(world);
+    int64_t off = 0;
+    for (size_t i = first; i < last; ++i) {
+      const torch::Tensor& p = params[i];
+      torch::Tensor g =
+          buf.narrow(0, off, p.numel()).view(p.sizes()).to(p.device(), p.scalar_type());
+      if (p.grad().defined()) {
+        p.mutable_grad().copy_(g);
+      } else {
+        p.mutable_grad() = g.clone();
+      }
+      off += p.numel();
+    }
+    first = last;
   }
   return OkStatus();
 }
@@ -192,7 +245,7 @@ void Trainer::AdamWStep(const std::vector<std::pair<std::string, torch::Tensor>>
   const double bc1 = 1 - std::pow(o_.beta1, double(t)), bc2 = 1 - std::pow(o_.beta2, double(t));
   for (const auto& [name, p] : params) {
     if (!p.grad().defined()) continue;
-    torch::Tensor grad = p.grad();
+    torch::Tensor grad = o_.l2 > 0 ? p.grad().add(p, o_.l2) : p.grad();
     if (!m_.count(name)) {
       m_[name] = torch::zeros_like(p);
       v_[name] = torch::zeros_like(p);
@@ -267,15 +320,10 @@ Status Trainer::Train(const LoaderFactory& make_loader) {
       TorchBatch tb = ToTorch(batch, device_);
       images += batch.size;
       try {
-        if (autocast) {
-          at::autocast::set_enabled(true);
-          at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-        }
-        StatusOr<StepOutput> out = model_->Loss(tb, step_);
-        if (autocast) {
-          at::autocast::set_enabled(false);
-          at::autocast::clear_cache();
-        }
+        StatusOr<StepOutput> out = [&] {
+          CudaBf16Autocast guard(autocast);
+          return model_->Loss(tb, step_);
+        }();
         if (!out.ok()) return out.status();
         torch::Tensor loss = out->loss.to(torch::kFloat32);
         if (!std::isfinite(loss.item<double>()))
@@ -283,7 +331,6 @@ Status Trainer::Train(const LoaderFactory& make_loader) {
         (loss / double(o_.accumulation)).backward();
         for (const auto& [k, v] : out->metrics) metrics[k] += v / double(o_.accumulation);
       } catch (const c10::Error& e) {
-        if (autocast) at::autocast::set_enabled(false);
         return InternalError(std::string("training step failed: ") + e.what_without_backtrace());
       }
     }

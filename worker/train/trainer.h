@@ -63,6 +63,9 @@ class TrainableModel {
 struct TrainerOptions {
   double lr = 5e-7;                                                    // paper Sec. 5.1
   double weight_decay = 0.01, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // AdamW defaults
+  // Coupled L2 (torch.optim.Adam's weight_decay): grad += l2 * w for every trainable tensor
+  // before the moments; the baselines' Adam uses it, SD² uses the decoupled weight_decay.
+  double l2 = 0;
   std::string schedule = "constant";  // constant | cosine (after linear warmup)
   int64_t warmup = 0;                 // optimizer steps
   int64_t epochs = 4;                 // paper Sec. 5.1

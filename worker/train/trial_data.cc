@@ -11,21 +11,6 @@
 #include <torch/torch.h>
 
 namespace sd2::worker::train {
-namespace {
-
-std::vector<std::string> StrList(const nlohmann::json& j, const char* key) {
-  std::vector<std::string> out;
-  if (!j.is_object() || !j.contains(key)) return out;
-  if (j[key].is_array()) {
-    for (const auto& v : j[key]) out.push_back(v.get<std::string>());
-  } else if (j[key].is_string()) {
-    out.push_back(j[key].get<std::string>());
-  }
-  return out;
-}
-
-}  // namespace
-
 int ConfigureCpuThreads(int requested, int world) {
   int threads = requested;
   if (threads <= 0) {
@@ -43,16 +28,6 @@ int ConfigureCpuThreads(int requested, int world) {
   return threads;
 }
 
-data::Filter FilterFromJson(const nlohmann::json& j) {
-  data::Filter f;
-  f.datasets = StrList(j, "datasets");
-  f.subsets = StrList(j, "subsets");
-  f.splits = StrList(j, "splits");
-  for (const auto& s : StrList(j, "split")) f.splits.push_back(s);
-  f.types = StrList(j, "types");
-  return f;
-}
-
 Status TrainThenEvaluate(Trainer& trainer, const data::LoaderOptions& base,
                          const nlohmann::json& train_filter, int64_t global_batch,
                          const nlohmann::json& evals, int eval_batch_size, Communicator* comm) {
@@ -65,7 +40,7 @@ Status TrainThenEvaluate(Trainer& trainer, const data::LoaderOptions& base,
     return InvalidArgumentError("eval_batch_size must be > 0, got " +
                                 std::to_string(eval_batch_size));
   }
-  const data::Filter train = FilterFromJson(train_filter);
+  SD2_ASSIGN_OR_RETURN(const data::Filter train, data::FilterFromJson(train_filter));
   SD2_RETURN_IF_ERROR(trainer.Train([&](int64_t epoch, int64_t batch) {
     data::LoaderOptions o = base;
     o.filter = train;
@@ -82,7 +57,7 @@ Status TrainThenEvaluate(Trainer& trainer, const data::LoaderOptions& base,
   if (rank == 0 && evals.is_array()) {
     for (const auto& e : evals) {
       data::LoaderOptions o = base;
-      o.filter = FilterFromJson(e);
+      SD2_ASSIGN_OR_RETURN(o.filter, data::FilterFromJson(e));
       o.scale = 0;  // every row of the eval set
       o.train = false;
       o.batch_size = eval_batch_size;

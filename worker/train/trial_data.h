@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "worker/comm/communicator.h"
 #include "worker/data/loader.h"
+#include "worker/data/manifest.h"
 #include "worker/train/trainer.h"
 
 namespace sd2::worker::train {
@@ -27,10 +28,6 @@ namespace sd2::worker::train {
 // cost 1.1x (Xception) to 2.6x (CLIP tiny) per step with 2 threads on 2 cores, so OpenBLAS runs
 // on the calling thread unless OPENBLAS_NUM_THREADS says otherwise.
 int ConfigureCpuThreads(int requested, int world);
-
-// A loader filter from a trial config's filter object ({"split"/"splits", "datasets",
-// "subsets", "types"}; strings or arrays of strings).
-data::Filter FilterFromJson(const nlohmann::json& j);
 
 // Trains `trainer` on the rows of `train_filter` (each rank reading its shard of
 // `global_batch`), then, on rank 0, scores every set of `evals` (each a filter object with a
