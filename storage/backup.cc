@@ -21,7 +21,9 @@ struct Conn {
   ~Conn() { sqlite3_close(db); }
 };
 
-Status FsyncFile(const std::string& path) {
+}  // namespace
+
+Status FsyncPath(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return InternalError(path + ": " + std::strerror(errno));
   int rc = ::fsync(fd);
@@ -29,6 +31,15 @@ Status FsyncFile(const std::string& path) {
   ::close(fd);
   if (rc != 0) return ResourceExhaustedError(path + ": fsync: " + std::strerror(e));
   return OkStatus();
+}
+
+namespace {
+
+// The directory that holds `path` ("." for a bare name).
+std::string DirOf(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
 }
 
 }  // namespace
@@ -94,7 +105,7 @@ StatusOr<BackupReport> BackupDatabase(const std::string& source, const std::stri
     }
     return OkStatus();
   }();
-  if (status.ok()) status = FsyncFile(tmp);
+  if (status.ok()) status = options.sync(tmp);
   if (status.ok() && ::rename(tmp.c_str(), dest.c_str()) != 0) {
     status = InternalError(dest + ": rename: " + std::strerror(errno));
   }
@@ -102,6 +113,8 @@ StatusOr<BackupReport> BackupDatabase(const std::string& source, const std::stri
     ::unlink(tmp.c_str());
     return status;
   }
+  // The rename is durable only once the directory entry is: sync the directory too.
+  SD2_RETURN_IF_ERROR(options.sync(DirOf(dest)).WithPrefix("backup " + dest + ": directory"));
   struct stat st;
   if (::stat(dest.c_str(), &st) == 0) report.bytes = st.st_size;
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -2,8 +2,9 @@
 // through its own read-only connection, so it runs while the coordinator writes (WAL readers do
 // not block the writer): the copy is one consistent snapshot, every transaction committed before
 // the snapshot is in it and none after. The copy is written to a temporary file, checked with
-// PRAGMA quick_check, synced and renamed into place, so PATH is either absent, the old file, or a
-// whole, checked backup.
+// PRAGMA quick_check, synced and renamed into place, and the directory holding PATH is synced
+// after the rename, so PATH is either absent, the old file, or a whole, checked backup, also
+// after a power loss.
 //
 //   sd2::storage::BackupOptions o;
 //   SD2_ASSIGN_OR_RETURN(sd2::storage::BackupReport r,
@@ -15,15 +16,22 @@
 #define SD2_STORAGE_BACKUP_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/status.h"
 
 namespace sd2::storage {
 
+// Opens `path` (a file or a directory) read-only and fsyncs it. ResourceExhausted when fsync
+// fails (a full disk), Internal when it cannot be opened.
+Status FsyncPath(const std::string& path);
+
 struct BackupOptions {
   bool overwrite = false;  // replace an existing destination file
   int busy_timeout_ms = 10000;
+  // fsync(2) of a file or directory by path; the default is FsyncPath. Tests record the calls.
+  std::function<Status(const std::string& path)> sync = FsyncPath;
 };
 
 struct BackupReport {

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "storage/integrity.h"
 #include "storage/store.h"
@@ -96,6 +98,32 @@ TEST_F(BackupTest, CopiesACheckedStore) {
   for (const auto& e : fs::directory_iterator(dir_)) {
     EXPECT_EQ(e.path().filename().string().find(".partial."), std::string::npos) << e.path();
   }
+}
+
+TEST_F(BackupTest, SyncsTheCopyThenItsDirectoryAfterTheRename) {
+  ASSERT_TRUE(AddMetrics(store_.get(), 0, 10).ok());
+  std::string dest = (dir_ / "copy.db").string();
+  std::vector<std::pair<std::string, bool>> synced;  // path, dest existed then
+  BackupOptions o;
+  o.sync = [&](const std::string& p) {
+    synced.emplace_back(p, fs::exists(dest));
+    return FsyncPath(p);
+  };
+  auto r = BackupDatabase(path_, dest, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(synced.size(), 2u);
+  EXPECT_NE(synced[0].first.find("copy.db.partial."), std::string::npos) << synced[0].first;
+  EXPECT_FALSE(synced[0].second);
+  EXPECT_EQ(fs::path(synced[1].first), dir_);
+  EXPECT_TRUE(synced[1].second);  // after the rename
+  // A failing directory sync fails the backup.
+  o.overwrite = true;
+  o.sync = [&](const std::string& p) {
+    return fs::is_directory(p) ? ResourceExhaustedError(p + ": fsync: no space") : OkStatus();
+  };
+  auto failed = BackupDatabase(path_, dest, o);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kResourceExhausted) << failed.status();
 }
 
 TEST_F(BackupTest, BackupDuringConcurrentWritesIsAConsistentSnapshot) {

@@ -195,7 +195,8 @@ StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, const Stor
     return s;
   }
   std::unique_ptr<Store> store(new Store(db));
-  sqlite3_busy_timeout(db, options.busy_timeout_ms);
+  store->busy_ = {options.busy_timeout_ms, options.on_busy};
+  sqlite3_busy_handler(db, &Store::OnBusy, &store->busy_);
   SD2_RETURN_IF_ERROR(store->Exec("PRAGMA foreign_keys = ON"));
   if (!options.read_only) {
     SD2_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode = WAL").WithPrefix(path));
@@ -239,21 +240,40 @@ Status Store::Exec(const std::string& sql) {
   return OkStatus();
 }
 
+int Store::OnBusy(void* wait, int count) {
+  constexpr int kStepMs = 5;
+  auto* w = static_cast<BusyWait*>(wait);
+  if (count == 0 && w->on_busy) w->on_busy();
+  if (static_cast<int64_t>(count) * kStepMs >= w->timeout_ms) return 0;  // give up: SQLITE_BUSY
+  sqlite3_sleep(kStepMs);
+  return 1;
+}
+
 Status Store::Migrate() {
-  int v = SchemaVersion();
-  if (v < 0) return SqlError(db_, "reading user_version");
-  if (v > kSchemaVersion) {
-    return FailedPreconditionError("schema version " + std::to_string(v) +
-                                   " is newer than this build's " + std::to_string(kSchemaVersion));
-  }
-  for (int next = v + 1; next <= kSchemaVersion; ++next) {
+  while (true) {
+    int applying = 0;
+    bool current = false;
     Status s = InTransaction([&]() -> Status {
-      SD2_RETURN_IF_ERROR(Exec(kMigrations[next - 1]));
-      return Exec("PRAGMA user_version = " + std::to_string(next));
+      // Read under the write lock (BEGIN IMMEDIATE): a version read before it could be stale by
+      // the time the lock is ours, if another process migrated in between.
+      int v = SchemaVersion();
+      if (v < 0) return SqlError(db_, "reading user_version");
+      if (v > kSchemaVersion) {
+        return FailedPreconditionError("schema version " + std::to_string(v) +
+                                       " is newer than this build's " +
+                                       std::to_string(kSchemaVersion));
+      }
+      if (v == kSchemaVersion) {
+        current = true;
+        return OkStatus();
+      }
+      applying = v + 1;
+      SD2_RETURN_IF_ERROR(Exec(kMigrations[v]));
+      return Exec("PRAGMA user_version = " + std::to_string(applying));
     });
-    if (!s.ok()) return s.WithPrefix("migration " + std::to_string(next));
+    if (!s.ok()) return applying ? s.WithPrefix("migration " + std::to_string(applying)) : s;
+    if (current) return OkStatus();
   }
-  return OkStatus();
 }
 
 StatusOr<sqlite3_stmt*> Store::Prepare(const std::string& sql) {

@@ -40,6 +40,10 @@ struct StoreOptions {
   // "NORMAL" survives process crashes (SIGKILL) in WAL mode; "FULL" also power loss.
   std::string synchronous = "NORMAL";
   int busy_timeout_ms = 5000;
+  // Called once each time a statement finds the database locked by another connection and
+  // starts waiting (up to busy_timeout_ms) for it: for logs, and tests that sequence two
+  // connections.
+  std::function<void()> on_busy;
 };
 
 struct SweepRow {
@@ -221,13 +225,21 @@ class Store {
   sqlite3* raw() { return db_; }
 
  private:
+  struct BusyWait {
+    int timeout_ms = 0;
+    std::function<void()> on_busy;
+  };
   explicit Store(sqlite3* db) : db_(db) {}
+  // Applies the missing migrations, one transaction each; the schema version is read inside
+  // the transaction, so a process that migrated meanwhile is seen, not migrated over.
   Status Migrate();
+  static int OnBusy(void* wait, int count);
   StatusOr<sqlite3_stmt*> Prepare(const std::string& sql);
 
   sqlite3* db_ = nullptr;
   std::map<std::string, sqlite3_stmt*> stmts_;
   int tx_depth_ = 0;
+  BusyWait busy_;
 };
 
 }  // namespace sd2::storage

@@ -5,7 +5,10 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
+#include <future>
 #include <string>
 
 namespace sd2::storage {
@@ -191,6 +194,36 @@ TEST_F(StoreTest, RefusesNewerSchema) {
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(s.status().message().find("schema version 99 is newer"), std::string::npos)
       << s.status();
+}
+
+// Two processes open an old store at once: the one that waits for the write lock must read the
+// schema version after getting it, or it re-applies the migration the other just committed.
+TEST_F(StoreTest, MigrateReadsTheVersionUnderItsWriteLock) {
+  // A store that looks one migration behind, whose last migration another connection is about
+  // to commit.
+  ASSERT_TRUE(store_->Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion - 1)).ok());
+  store_.reset();
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, ("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str(),
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  std::promise<void> waiting;
+  std::atomic<bool> told{false};
+  StoreOptions o;
+  o.busy_timeout_ms = 20000;
+  o.on_busy = [&] {
+    if (!told.exchange(true)) waiting.set_value();
+  };
+  auto opened = std::async(std::launch::async, [&] { return Store::Open(path_, o); });
+  // The opener is blocked on the write lock; the other connection's migration commits.
+  ASSERT_EQ(waiting.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  ASSERT_EQ(sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(other);
+  auto s = opened.get();
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ((*s)->SchemaVersion(), kSchemaVersion);
 }
 
 TEST_F(StoreTest, RejectsFilesThatAreNotDatabases) {
