@@ -2,9 +2,52 @@
 
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <utility>
 
 namespace sd2::cluster {
+
+// The poller's thread: takes one request (all live handles) at a time, answers it with one
+// PollMany, and leaves the answer for the next Tick.
+struct GroupKeeper::AsyncPoll {
+  explicit AsyncPoll(Launcher* p) : poller(p), thread([this] { Loop(); }) {}
+  ~AsyncPoll() {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stop = true;
+    }
+    cv.notify_all();
+    thread.join();
+  }
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      cv.wait(lock, [this] { return stop || request.has_value(); });
+      if (stop) return;
+      std::vector<LaunchHandle> handles = std::move(*request);
+      request.reset();
+      lock.unlock();
+      auto states = poller->PollMany(handles);
+      lock.lock();
+      answer = std::move(states);
+      busy = false;
+    }
+  }
+
+  Launcher* poller;
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::optional<std::vector<LaunchHandle>> request;
+  std::optional<std::map<LaunchHandle, StatusOr<LaunchState>>> answer;
+  bool busy = false;
+  bool stop = false;
+  int64_t started = 0;
+  std::chrono::steady_clock::time_point next_at{};
+  std::thread thread;  // last: starts after the members above exist
+};
 
 const char* KeeperEventKindName(KeeperEvent::Kind k) {
   switch (k) {
@@ -28,8 +71,24 @@ const char* KeeperEventKindName(KeeperEvent::Kind k) {
   return "?";
 }
 
-GroupKeeper::GroupKeeper(Launcher* launcher, KeeperOptions options, Clock clock)
-    : launcher_(launcher), options_(options), clock_(std::move(clock)) {}
+GroupKeeper::GroupKeeper(Launcher* launcher, KeeperOptions options, Clock clock, Launcher* poller)
+    : launcher_(launcher), options_(options), clock_(std::move(clock)) {
+  if (poller) async_ = std::make_unique<AsyncPoll>(poller);
+}
+
+GroupKeeper::~GroupKeeper() = default;
+
+bool GroupKeeper::PollInFlight() const {
+  if (!async_) return false;
+  std::lock_guard<std::mutex> lock(async_->mu);
+  return async_->busy;
+}
+
+int64_t GroupKeeper::PollsStarted() const {
+  if (!async_) return 0;
+  std::lock_guard<std::mutex> lock(async_->mu);
+  return async_->started;
+}
 
 Status GroupKeeper::SetTarget(const std::string& key, const GroupSpec& spec, int count) {
   if (count < 0) return InvalidArgumentError("group keeper: negative group count for " + key);
@@ -61,11 +120,25 @@ void GroupKeeper::NoteFailure(const std::string& key, Target& t, std::vector<Kee
 
 std::vector<KeeperEvent> GroupKeeper::Tick() {
   std::vector<KeeperEvent> events;
+  // With a poller, the latest answer (if one arrived since the last Tick) is this Tick's view.
+  std::map<LaunchHandle, StatusOr<LaunchState>> answer;
+  if (async_) {
+    std::lock_guard<std::mutex> lock(async_->mu);
+    if (async_->answer) {
+      answer = std::move(*async_->answer);
+      async_->answer.reset();
+    }
+  }
   for (auto& [key, t] : targets_) {
     // 1. Poll what is alive.
     std::vector<Group> alive;
     for (Group& g : t.groups) {
-      StatusOr<LaunchState> s = launcher_->Poll(g.handle);
+      auto known = answer.find(g.handle);
+      if (async_ && known == answer.end()) {
+        alive.push_back(g);  // not asked yet, or no answer since: unchanged
+        continue;
+      }
+      StatusOr<LaunchState> s = async_ ? known->second : launcher_->Poll(g.handle);
       if (!s.ok()) {
         if (s.status().code() == StatusCode::kNotFound) {
           // The cluster has no record of it any more: count it as failed.
@@ -116,6 +189,22 @@ std::vector<KeeperEvent> GroupKeeper::Tick() {
     for (const LaunchHandle& h : *launched) {
       t.groups.push_back({h, LaunchState::kPending});
       events.push_back({KeeperEvent::Kind::kLaunched, key, h, ""});
+    }
+  }
+  // 3. Ask for the states of every live group, unless a query runs or one started recently.
+  if (async_) {
+    std::vector<LaunchHandle> handles;
+    for (const auto& [key, t] : targets_) {
+      for (const Group& g : t.groups) handles.push_back(g.handle);
+    }
+    const auto now = clock_();
+    std::lock_guard<std::mutex> lock(async_->mu);
+    if (!handles.empty() && !async_->busy && now >= async_->next_at) {
+      async_->request = std::move(handles);
+      async_->busy = true;
+      async_->started++;
+      async_->next_at = now + options_.poll_period;
+      async_->cv.notify_one();
     }
   }
   return events;

@@ -4,6 +4,12 @@
 // refused) back off exponentially per key; a preempted or finished group is replaced at once.
 // Time comes from a clock function, so tests drive back-off with a fake clock.
 //
+// With a `poller` (a second Launcher of the same kind with its own CommandRunner), Tick never
+// waits for the cluster: the states of all live groups are asked in one batched query
+// (Launcher::PollMany; for Slurm one `squeue -j a,b,c`) on the keeper's own thread, at most
+// once per `poll_period`, and each Tick acts on the latest answer that has arrived. Groups the
+// answer does not cover (launched after the query started) keep their last state.
+//
 //   GroupKeeper keeper(&slurm_launcher, KeeperOptions{}, [] { return
 //   std::chrono::steady_clock::now(); }); SD2_RETURN_IF_ERROR(keeper.SetTarget("sweep-7", spec,
 //   /*count=*/4));
@@ -17,6 +23,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -33,6 +40,8 @@ struct KeeperOptions {
   // After this many consecutive failures the key is given up (no more launches) until
   // SetTarget is called again. 0: never give up.
   int max_consecutive_failures = 10;
+  // With a poller: the least time between the starts of two state queries.
+  std::chrono::milliseconds poll_period{std::chrono::seconds(5)};
 };
 
 // What a Tick did, for the coordinator's event log.
@@ -54,13 +63,19 @@ struct KeeperEvent {
 };
 const char* KeeperEventKindName(KeeperEvent::Kind k);
 
-// Not thread-safe: call from the coordinator's one thread.
+// Not thread-safe: call from the coordinator's one thread (the poller runs on the keeper's own
+// thread and touches nothing else).
 class GroupKeeper {
  public:
   using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
-  // `launcher` must outlive the keeper.
-  GroupKeeper(Launcher* launcher, KeeperOptions options, Clock clock);
+  // `launcher` (and `poller`) must outlive the keeper. Without `poller`, Tick polls each group
+  // through `launcher` inline (fine for LocalMpirunLauncher, whose Poll is a waitpid(WNOHANG)).
+  GroupKeeper(Launcher* launcher, KeeperOptions options, Clock clock, Launcher* poller = nullptr);
+  // Waits for a query in flight to return (the CommandRunner's timeout bounds it).
+  ~GroupKeeper();
+  GroupKeeper(const GroupKeeper&) = delete;
+  GroupKeeper& operator=(const GroupKeeper&) = delete;
 
   // Keep `count` groups of `spec` alive under `key`. Lowering the count does not cancel live
   // groups (their workers exit when idle); raising it launches on the next Tick. Resets the
@@ -79,8 +94,12 @@ class GroupKeeper {
   // When the key may launch next (now or earlier when not backing off).
   std::chrono::steady_clock::time_point NextLaunchAt(const std::string& key) const;
   std::vector<LaunchHandle> Handles(const std::string& key) const;
+  // With a poller: whether a state query is running now, and how many were started.
+  bool PollInFlight() const;
+  int64_t PollsStarted() const;
 
  private:
+  struct AsyncPoll;
   struct Group {
     LaunchHandle handle;
     LaunchState state = LaunchState::kPending;
@@ -99,6 +118,7 @@ class GroupKeeper {
   KeeperOptions options_;
   Clock clock_;
   std::map<std::string, Target> targets_;
+  std::unique_ptr<AsyncPoll> async_;  // null without a poller
 };
 
 }  // namespace sd2::cluster

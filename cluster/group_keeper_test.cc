@@ -2,7 +2,16 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <unistd.h>
+
+#include "cluster/command_runner.h"
 #include "cluster/fake_launcher.h"
+#include "cluster/slurm_launcher.h"
 
 namespace sd2::cluster {
 namespace {
@@ -149,6 +158,105 @@ TEST_F(GroupKeeperTest, RejectsBadTargets) {
   GroupSpec bad = spec_;
   bad.ranks = 0;
   EXPECT_EQ(keeper_.SetTarget("s1", bad, 1).code(), StatusCode::kInvalidArgument);
+}
+
+// A runner whose `squeue` hangs until the test releases it (or 20 s pass), like a Slurm
+// controller that does not answer.
+class HangingSqueue : public CommandRunner {
+ public:
+  StatusOr<CommandResult> Run(const std::vector<std::string>& argv,
+                              std::chrono::milliseconds) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    calls_.push_back(JoinCommandLine(argv));
+    cv_.notify_all();
+    cv_.wait_for(lock, seconds(20), [&] { return released_ > 0; });
+    if (released_ > 0) --released_;
+    return CommandResult{0, "1234_0|RUNNING\n1234_1|PENDING\n", ""};
+  }
+  StatusOr<int64_t> Start(const std::vector<std::string>&, const EnvMap&,
+                          const std::string&) override {
+    return UnimplementedError("no Start");
+  }
+  StatusOr<std::optional<int>> TryWait(int64_t) override { return NotFoundError("no pid"); }
+  Status Signal(int64_t, int) override { return NotFoundError("no pid"); }
+
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++released_;
+    cv_.notify_all();
+  }
+  bool WaitForCalls(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, seconds(10), [&] { return calls_.size() >= n; });
+  }
+  std::vector<std::string> calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> calls_;
+  int released_ = 0;
+};
+
+TEST(GroupKeeperAsyncTest, PollsAllGroupsInOneQueryOffTheCallersThreadAtMostOncePerPeriod) {
+  auto dir =
+      std::filesystem::temp_directory_path() / ("sd2_keeper_async_" + std::to_string(::getpid()));
+  FakeCommandRunner submit_runner;
+  submit_runner.Expect("sbatch", {0, "1234\n", ""});
+  SlurmLauncherOptions so;
+  so.script_dir = dir.string();
+  so.max_array_size = 100;
+  SlurmLauncher launcher(&submit_runner, so);
+  HangingSqueue poll_runner;
+  SlurmLauncher poller(&poll_runner, so);
+  auto now = std::chrono::steady_clock::time_point(seconds(1000));
+  KeeperOptions o;
+  o.poll_period = seconds(5);
+  GroupSpec spec;
+  spec.name = "s";
+  spec.coordinator = "tcp://127.0.0.1:5555";
+  {
+    GroupKeeper keeper(
+        &launcher, o, [&] { return now; }, &poller);
+    ASSERT_TRUE(keeper.SetTarget("s", spec, 2).ok());
+    auto first = keeper.Tick();
+    ASSERT_EQ(first.size(), 2u);
+    EXPECT_EQ(first[0].kind, Kind::kLaunched);
+    // One squeue for both groups, started on the keeper's thread.
+    ASSERT_TRUE(poll_runner.WaitForCalls(1));
+    EXPECT_EQ(poll_runner.calls()[0], "squeue -h -r -t all -o '%i|%T' -j 1234_0,1234_1");
+    // squeue hangs: Tick does not wait for it.
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_TRUE(keeper.Tick().empty());
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(500));
+    EXPECT_TRUE(keeper.PollInFlight());
+    EXPECT_EQ(keeper.Running("s"), 0);
+    EXPECT_EQ(keeper.Live("s"), 2);
+    // Once it answers, the next Tick acts on the answer.
+    poll_runner.Release();
+    auto deadline = std::chrono::steady_clock::now() + seconds(10);
+    while (keeper.PollInFlight() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    ASSERT_FALSE(keeper.PollInFlight());
+    auto second = keeper.Tick();
+    ASSERT_EQ(second.size(), 1u);
+    EXPECT_EQ(second[0].kind, Kind::kRunning);
+    EXPECT_EQ(second[0].handle.id, "1234_0");
+    EXPECT_EQ(keeper.Running("s"), 1);
+    // Rate-limited: no second query within the period, one after it.
+    keeper.Tick();
+    EXPECT_EQ(keeper.PollsStarted(), 1);
+    now += seconds(5);
+    keeper.Tick();
+    EXPECT_EQ(keeper.PollsStarted(), 2);
+    ASSERT_TRUE(poll_runner.WaitForCalls(2));
+    poll_runner.Release();  // lets the keeper's thread finish before it is joined
+  }
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

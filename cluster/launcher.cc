@@ -103,4 +103,11 @@ StatusOr<std::vector<LaunchHandle>> Launcher::LaunchMany(const GroupSpec& spec, 
   return out;
 }
 
+std::map<LaunchHandle, StatusOr<LaunchState>> Launcher::PollMany(
+    const std::vector<LaunchHandle>& handles) {
+  std::map<LaunchHandle, StatusOr<LaunchState>> out;
+  for (const LaunchHandle& h : handles) out.emplace(h, Poll(h));
+  return out;
+}
+
 }  // namespace sd2::cluster

@@ -92,6 +92,10 @@ class Launcher {
   virtual StatusOr<std::vector<LaunchHandle>> LaunchMany(const GroupSpec& spec, int count);
   // Where a group stands now.
   virtual StatusOr<LaunchState> Poll(const LaunchHandle& handle) = 0;
+  // Where each of `handles` stands, in one query where the cluster allows it (SlurmLauncher:
+  // one squeue for all). The default calls Poll for each.
+  virtual std::map<LaunchHandle, StatusOr<LaunchState>> PollMany(
+      const std::vector<LaunchHandle>& handles);
   // Stops a group (SIGTERM to mpirun, scancel). Cancelling a finished group is OK.
   virtual Status Cancel(const LaunchHandle& handle) = 0;
 };

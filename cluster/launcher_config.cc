@@ -143,6 +143,8 @@ StatusOr<LauncherConfig> ParseLauncherConfig(const json& j) {
        [&](const json& v, const std::string& k) {
          return GetInt(v, k, &c.keeper.max_consecutive_failures);
        }},
+      {"poll_s", [&](const json& v,
+                     const std::string& k) { return GetSeconds(v, k, &c.keeper.poll_period); }},
   };
   for (const auto& [key, value] : j.items()) {
     auto it = setters.find(key);

@@ -44,8 +44,8 @@ struct LauncherConfig {
 // worker, log_dir; local: mpirun, hostfile, map_by, oversubscribe, pass_env [..]; slurm:
 // script_dir, partition, account, qos, time, signal_seconds, requeue, rank_launcher,
 // gpu_request ("gpus-per-node" | "gres"), sbatch [..]; keeper: backoff_initial_s,
-// backoff_max_s, max_failures. An unknown key or a value of the wrong type is InvalidArgument
-// naming "launcher.KEY".
+// backoff_max_s, max_failures, poll_s (Slurm state queries). An unknown key or a value of the wrong
+// type is InvalidArgument naming "launcher.KEY".
 StatusOr<LauncherConfig> ParseLauncherConfig(const nlohmann::json& j);
 
 // The launcher the config asks for; FailedPrecondition for kind "none". `runner` must outlive it.

@@ -236,6 +236,45 @@ StatusOr<LaunchState> SlurmLauncher::Poll(const LaunchHandle& handle) {
       if (!IsTerminal(s) || s == LaunchState::kPreempted) return s;
     }
   }
+  return PollFinished(id);
+}
+
+std::map<LaunchHandle, StatusOr<LaunchState>> SlurmLauncher::PollMany(
+    const std::vector<LaunchHandle>& handles) {
+  std::map<LaunchHandle, StatusOr<LaunchState>> out;
+  std::vector<std::pair<LaunchHandle, std::string>> jobs;
+  std::string list;
+  for (const LaunchHandle& h : handles) {
+    StatusOr<std::string> id = JobIdOf(h);
+    if (!id.ok()) {
+      out.emplace(h, id.status());
+      continue;
+    }
+    jobs.emplace_back(h, *id);
+    list += (list.empty() ? "" : ",") + *id;
+  }
+  if (jobs.empty()) return out;
+  StatusOr<CommandResult> q =
+      runner_->Run({options_.squeue, "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", list});
+  for (const auto& [h, id] : jobs) {
+    if (q.ok() && q->exit_code == 0) {
+      if (auto state = ParseSqueueState(q->out, id)) {
+        StatusOr<LaunchState> s = SlurmStateToLaunchState(*state, 0);
+        if (!s.ok() || !IsTerminal(*s) || *s == LaunchState::kPreempted) {
+          out.emplace(h, s);
+          continue;
+        }
+      }
+    } else if (!q.ok() && q.status().code() != StatusCode::kNotFound) {
+      out.emplace(h, q.status());  // squeue timed out: the state is unknown, not ended
+      continue;
+    }
+    out.emplace(h, PollFinished(id));
+  }
+  return out;
+}
+
+StatusOr<LaunchState> SlurmLauncher::PollFinished(const std::string& id) {
   // 2. scontrol has finished jobs for MinJobAge seconds, with their exit code.
   SD2_ASSIGN_OR_RETURN(CommandResult c, runner_->Run({options_.scontrol, "show", "job", "-o", id}));
   if (c.exit_code == 0) {

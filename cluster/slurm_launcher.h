@@ -69,6 +69,10 @@ class SlurmLauncher : public Launcher {
   StatusOr<LaunchHandle> Launch(const GroupSpec& spec) override;
   StatusOr<std::vector<LaunchHandle>> LaunchMany(const GroupSpec& spec, int count) override;
   StatusOr<LaunchState> Poll(const LaunchHandle& handle) override;
+  // One `squeue -j ID1,ID2,...` for all handles; only jobs squeue no longer shows as pending,
+  // running or preempted are looked up one by one (scontrol, then sacct) for their exit code.
+  std::map<LaunchHandle, StatusOr<LaunchState>> PollMany(
+      const std::vector<LaunchHandle>& handles) override;
   Status Cancel(const LaunchHandle& handle) override;
 
   // MaxArraySize of the cluster (cached after the first call).
@@ -79,6 +83,8 @@ class SlurmLauncher : public Launcher {
  private:
   StatusOr<std::string> Submit(const GroupSpec& spec, int array_size);
   StatusOr<std::string> JobIdOf(const LaunchHandle& handle) const;
+  // Steps 2 and 3 of Poll (scontrol, sacct) for a job squeue did not settle.
+  StatusOr<LaunchState> PollFinished(const std::string& id);
 
   CommandRunner* runner_;
   SlurmLauncherOptions options_;
