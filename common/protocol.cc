@@ -379,12 +379,16 @@ json ToJson(const MetricsBatch& m) {
   json rows = json::array();
   for (const auto& x : m.rows)
     rows.push_back(json::array({x.seq, x.step, x.name, x.value, x.time}));
-  return {{"trial", m.trial_key}, {"attempt", m.attempt}, {"rows", std::move(rows)}};
+  json j = {{"trial", m.trial_key}, {"attempt", m.attempt}, {"rows", std::move(rows)}};
+  if (!m.group.empty()) j["group"] = m.group;
+  return j;
 }
 Status Parse(const json& j, MetricsBatch* m) {
   FieldReader r(j, MetricsBatch::kType);
   m->trial_key = r.Str("trial");
   m->attempt = r.Int("attempt");
+  m->group = r.Str("group", false);
+  CheckKey(r, m->group, "group");
   CheckKey(r, m->trial_key, "trial");
   CheckTrialKey(r, m->trial_key, "trial", false);
   CheckAttempt(r, m->attempt);
@@ -423,16 +427,20 @@ json ToJson(const ScoresBatch& m) {
   for (const auto& x : m.rows) {
     rows.push_back(json::array({x.sample_id, x.video_id, x.label, x.type, x.score}));
   }
-  return {{"trial", m.trial_key},
-          {"attempt", m.attempt},
-          {"seq", m.seq},
-          {"eval_set", m.eval_set},
-          {"rows", std::move(rows)}};
+  json j = {{"trial", m.trial_key},
+            {"attempt", m.attempt},
+            {"seq", m.seq},
+            {"eval_set", m.eval_set},
+            {"rows", std::move(rows)}};
+  if (!m.group.empty()) j["group"] = m.group;
+  return j;
 }
 Status Parse(const json& j, ScoresBatch* m) {
   FieldReader r(j, ScoresBatch::kType);
   m->trial_key = r.Str("trial");
   m->attempt = r.Int("attempt");
+  m->group = r.Str("group", false);
+  CheckKey(r, m->group, "group");
   m->seq = r.Int("seq");
   m->eval_set = r.Str("eval_set");
   CheckKey(r, m->trial_key, "trial");
@@ -475,16 +483,20 @@ Status Parse(const json& j, ScoresBatch* m) {
 }
 
 json ToJson(const CheckpointRecord& m) {
-  return {{"trial", m.trial_key},
-          {"attempt", m.attempt},
-          {"step", m.step},
-          {"path", m.path},
-          {"digest", m.digest}};
+  json j = {{"trial", m.trial_key},
+            {"attempt", m.attempt},
+            {"step", m.step},
+            {"path", m.path},
+            {"digest", m.digest}};
+  if (!m.group.empty()) j["group"] = m.group;
+  return j;
 }
 Status Parse(const json& j, CheckpointRecord* m) {
   FieldReader r(j, CheckpointRecord::kType);
   m->trial_key = r.Str("trial");
   m->attempt = r.Int("attempt");
+  m->group = r.Str("group", false);
+  CheckKey(r, m->group, "group");
   m->step = r.Int("step");
   m->path = r.Str("path");
   m->digest = r.Str("digest", false);

@@ -159,6 +159,10 @@ struct MetricsBatch {
   std::string trial_key;
   int64_t attempt = 0;
   std::vector<MetricRow> rows;  // wire: "rows": [[seq, step, name, value, time], ...]
+  // The sending group (optional on the wire). Data for a succeeded attempt is accepted only
+  // from the group that ran it; data naming another group than the lease holder is refused.
+  // (`= {}`: aggregate initializers that leave it out stay free of -Wmissing-field-initializers.)
+  std::string group = {};
 };
 
 struct ScoreRow {
@@ -175,6 +179,7 @@ struct ScoresBatch {
   int64_t seq = 0;  // batch number within the attempt
   std::string eval_set;
   std::vector<ScoreRow> rows;  // wire: "rows": [[sample, video, label, type, score], ...]
+  std::string group = {};      // as MetricsBatch::group
 };
 
 struct CheckpointRecord {
@@ -184,6 +189,7 @@ struct CheckpointRecord {
   int64_t step = 0;
   std::string path;
   std::string digest;
+  std::string group = {};  // as MetricsBatch::group
 };
 
 struct Result {

@@ -52,14 +52,14 @@ TEST(ProtocolTest, RoundTripsWorkerMessages) {
   EXPECT_EQ(g2.config["method"], "smoke");
   EXPECT_DOUBLE_EQ(g2.lease_s, 7.5);
 
-  MetricsBatch mb{"k1", 1, {{0, 1, "loss", 0.5, 100.25}, {1, 1, "acc", 0.75, 100.5}}};
+  MetricsBatch mb{"k1", 1, {{0, 1, "loss", 0.5, 100.25}, {1, 1, "acc", 0.75, 100.5}}, ""};
   MetricsBatch mb2 = RoundTrip(mb);
   ASSERT_EQ(mb2.rows.size(), 2u);
   EXPECT_EQ(mb2.rows[1].name, "acc");
   EXPECT_DOUBLE_EQ(mb2.rows[1].value, 0.75);
   EXPECT_DOUBLE_EQ(mb2.rows[0].time, 100.25);
 
-  ScoresBatch sb{"k1", 1, 4, "DF40", {{"s1", "v1", 1, "FS", 0.25}}};
+  ScoresBatch sb{"k1", 1, 4, "DF40", {{"s1", "v1", 1, "FS", 0.25}}, ""};
   ScoresBatch sb2 = RoundTrip(sb);
   EXPECT_EQ(sb2.seq, 4);
   ASSERT_EQ(sb2.rows.size(), 1u);
@@ -72,8 +72,15 @@ TEST(ProtocolTest, RoundTripsWorkerMessages) {
   EXPECT_EQ(RoundTrip(hb).step, 40);
   HeartbeatReply hr{true, "cancelled"};
   EXPECT_TRUE(RoundTrip(hr).stop);
-  CheckpointRecord ck{"k1", 1, 10, "/w/k1/ckpt", "d"};
+  CheckpointRecord ck{"k1", 1, 10, "/w/k1/ckpt", "d", ""};
   EXPECT_EQ(RoundTrip(ck).path, "/w/k1/ckpt");
+  EXPECT_EQ(RoundTrip(ck).group, "");
+  ck.group = "g";
+  mb.group = "g";
+  sb.group = "g";
+  EXPECT_EQ(RoundTrip(ck).group, "g");
+  EXPECT_EQ(RoundTrip(mb).group, "g");
+  EXPECT_EQ(RoundTrip(sb).group, "g");
 }
 
 TEST(ProtocolTest, RoundTripsControlMessages) {
@@ -265,7 +272,7 @@ TEST(ProtocolTest, ErrorRepliesCarryTheStatus) {
 // when truncated.
 TEST(ProtocolTest, GarbageNeverCrashes) {
   std::mt19937 rng(42);
-  std::string valid = Encode(ScoresBatch{"k", 1, 0, "e", {{"s", "v", 0, "REAL", 0.1}}});
+  std::string valid = Encode(ScoresBatch{"k", 1, 0, "e", {{"s", "v", 0, "REAL", 0.1}}, ""});
   for (size_t cut = 0; cut < valid.size(); ++cut) {
     auto d = Decode(std::string_view(valid).substr(0, cut));
     EXPECT_FALSE(d.ok());

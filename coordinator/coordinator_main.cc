@@ -20,13 +20,7 @@
 #include "coordinator/server.h"
 #include "storage/integrity.h"
 #include "storage/store.h"
-
-namespace {
-sd2::coordinator::Server* g_server = nullptr;
-void OnSignal(int) {
-  if (g_server) g_server->Stop();
-}
-}  // namespace
+#include "storage/writer_lock.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"sd2 coordinator: schedules sweeps onto worker groups, records into SQLite"};
@@ -91,6 +85,12 @@ int main(int argc, char** argv) {
     std::cerr << "sd2-coordinator: " << s << "\n";
     return sd2::kExitBadInput;
   }
+  // One coordinator per database: the lock is held until this process ends (or is killed).
+  auto writer_lock = sd2::storage::WriterLock::Acquire(db);
+  if (!writer_lock.ok()) {
+    std::cerr << "sd2-coordinator: refusing to start: " << writer_lock.status().message() << "\n";
+    return sd2::ExitCodeFor(writer_lock.status());
+  }
   auto store = sd2::storage::Store::Open(db);
   if (!store.ok()) {
     std::cerr << "sd2-coordinator: " << store.status() << "\n";
@@ -109,7 +109,9 @@ int main(int argc, char** argv) {
   }
   // [launcher]: keep worker groups running for every sweep with queued or running trials.
   sd2::cluster::SystemCommandRunner runner;
+  sd2::cluster::SystemCommandRunner poll_runner;  // the keeper's poll thread's own
   std::unique_ptr<sd2::cluster::Launcher> launcher;
+  std::unique_ptr<sd2::cluster::Launcher> poller;
   std::unique_ptr<sd2::coordinator::SweepGroups> groups;
   sd2::coordinator::ServerOptions so;
   so.stop_when = [&groups] {  // runs after every tick, on the server's thread
@@ -120,6 +122,7 @@ int main(int argc, char** argv) {
   so.verbose = verbose;
   so.curve = curve;
   so.tick_s = std::min(0.5, core_opts.lease_s / 10);
+  so.stop_signals = {SIGINT, SIGTERM};
   sd2::coordinator::Server server(&core, so);
   if (auto s = server.Bind(); !s.ok()) {
     std::cerr << "sd2-coordinator: " << s << "\n";
@@ -132,16 +135,23 @@ int main(int argc, char** argv) {
       return sd2::ExitCodeFor(l.status());
     }
     launcher = std::move(*l);
-    groups = std::make_unique<sd2::coordinator::SweepGroups>(&core, launcher_config, launcher.get(),
-                                                             server.endpoint(), &std::cerr);
+    if (launcher_config.kind == "slurm") {
+      // squeue/scontrol/sacct run on the group keeper's thread, batched and rate-limited, never
+      // on the event loop (a hanging Slurm controller must not stall leases).
+      auto p = sd2::cluster::MakeLauncher(launcher_config, &poll_runner);
+      if (!p.ok()) {
+        std::cerr << "sd2-coordinator: launcher: " << p.status() << "\n";
+        return sd2::ExitCodeFor(p.status());
+      }
+      poller = std::move(*p);
+    }
+    groups = std::make_unique<sd2::coordinator::SweepGroups>(
+        &core, launcher_config, launcher.get(), server.endpoint(), &std::cerr,
+        std::chrono::steady_clock::now, poller.get());
   }
-  g_server = &server;
-  std::signal(SIGINT, OnSignal);
-  std::signal(SIGTERM, OnSignal);
   std::cout << "sd2-coordinator: listening on " << server.endpoint() << " (db " << db << ")"
             << std::endl;
   sd2::Status s = server.Run();
-  g_server = nullptr;
   if (!s.ok()) {
     std::cerr << "sd2-coordinator: " << s << "\n";
     return 1;

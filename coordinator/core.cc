@@ -5,6 +5,7 @@
 #include <cmath>
 #include <functional>
 #include <iostream>
+#include <limits>
 
 #include "common/bounded_parse.h"
 #include "storage/integrity.h"
@@ -16,6 +17,10 @@ namespace proto = sd2::protocol;
 
 double SystemClock::Now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double SystemClock::Monotonic() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 bool FirstFitPolicy::Fits(const GroupState& group, const QueuedTrial& trial) const {
@@ -87,6 +92,29 @@ Status Commit(storage::Store* store,
   return OkStatus();
 }
 
+// Priorities travel as int64 and are stored as int: each part is bounded so that their sum and
+// its negation (the queue key) fit in an int.
+constexpr int64_t kMaxPriority = 1'000'000'000;
+
+StatusOr<int> SumPriority(int64_t sweep, int64_t trial, const std::string& key) {
+  if (sweep < -kMaxPriority || sweep > kMaxPriority || trial < -kMaxPriority ||
+      trial > kMaxPriority) {
+    return InvalidArgumentError("priority of " + (key.empty() ? "the sweep" : "trial " + key) +
+                                " is outside [-" + std::to_string(kMaxPriority) + ", " +
+                                std::to_string(kMaxPriority) + "]");
+  }
+  return static_cast<int>(sweep + trial);
+}
+
+// Attempt numbers travel as int64 and are stored as int; a number no attempt can have is
+// NotFound, never truncated onto another attempt's number.
+StatusOr<int> AttemptNumber(const std::string& key, int64_t attempt) {
+  if (attempt < 1 || attempt > std::numeric_limits<int>::max()) {
+    return NotFoundError("trial '" + key + "' has no attempt " + std::to_string(attempt));
+  }
+  return static_cast<int>(attempt);
+}
+
 json ParseJsonOr(const std::string& text, json def) {
   if (text.empty()) return def;
   auto j = ParseJsonBounded(text);
@@ -110,10 +138,11 @@ QueuedTrial Core::ToQueued(const storage::TrialRow& t) {
   json r = ParseJsonOr(t.resources_json, json::object());
   if (r.is_object()) {
     if (r.contains("ranks") && r["ranks"].is_number_integer()) {
-      q.ranks = std::max<int>(1, r["ranks"].get<int>());
+      q.ranks = static_cast<int>(std::clamp<int64_t>(r["ranks"].get<int64_t>(), 1, 1 << 20));
     }
     if (r.contains("gpus_per_rank") && r["gpus_per_rank"].is_number_integer()) {
-      q.gpus_per_rank = r["gpus_per_rank"].get<int>();
+      q.gpus_per_rank =
+          static_cast<int>(std::clamp<int64_t>(r["gpus_per_rank"].get<int64_t>(), 0, 1 << 20));
     }
   }
   return q;
@@ -162,7 +191,7 @@ Status Core::Recover() {
     l.number = a.number;
     l.trial_key = trials_[a.trial_id].key;
     l.group = a.group_id;
-    l.expires_at = now + options_.lease_s;  // measured from the restart
+    l.expires_at = clock_->Monotonic() + options_.lease_s;  // measured from the restart
     l.running = a.state == "running";
     leases_[a.id] = l;
     lease_by_trial_[a.trial_id] = a.id;
@@ -303,6 +332,10 @@ StatusOr<std::string> Core::OnRegister(const proto::Register& m) {
   if (it != groups_.end()) g = it->second;
   g.id = m.group;
   g.host = m.host;
+  if (m.size < 1 || m.size > (1 << 20)) {
+    return InvalidArgumentError("register: group size " + std::to_string(m.size) +
+                                " is outside [1, 1048576]");
+  }
   g.size = static_cast<int>(m.size);
   g.devices = m.devices;
   g.version = m.version;
@@ -318,7 +351,7 @@ StatusOr<std::string> Core::OnRegister(const proto::Register& m) {
   for (const auto& ref : m.held) {
     Lease* l = FindLease(ref.trial_key, ref.attempt);
     if (l && l->group == m.group && !kept) {
-      l->expires_at = now + options_.lease_s;
+      l->expires_at = clock_->Monotonic() + options_.lease_s;
       kept = l->attempt_id;
       reply.keep.push_back(ref);
     } else {
@@ -366,7 +399,7 @@ StatusOr<std::string> Core::OnLeaseRequest(const proto::LeaseRequest& m) {
   // A resent request whose grant was lost gets the same grant again.
   for (auto& [aid, l] : leases_) {
     if (l.group == g.id) {
-      l.expires_at = now + options_.lease_s;
+      l.expires_at = clock_->Monotonic() + options_.lease_s;
       return GrantFor(g, l);
     }
   }
@@ -396,7 +429,7 @@ StatusOr<std::string> Core::OnLeaseRequest(const proto::LeaseRequest& m) {
   lease.trial_key = info.key;
   lease.number = info.attempts + 1;
   lease.group = g.id;
-  lease.expires_at = now + options_.lease_s;
+  lease.expires_at = clock_->Monotonic() + options_.lease_s;
   SD2_RETURN_IF_ERROR(Commit(store_, [&](auto* after) -> Status {
     storage::AttemptRow a;
     a.trial_id = trial_id;
@@ -410,7 +443,7 @@ StatusOr<std::string> Core::OnLeaseRequest(const proto::LeaseRequest& m) {
     a.slurm_array_task_id = g.slurm.array_task_id;
     a.git_commit = g.git_commit;
     a.versions_json = g.versions_json;
-    a.lease_expires_at = lease.expires_at;
+    a.lease_expires_at = now + options_.lease_s;  // wall time in the store
     a.created_at = now;
     SD2_ASSIGN_OR_RETURN(lease.attempt_id, store_->InsertAttempt(a));
     SD2_ASSIGN_OR_RETURN(auto t, store_->GetTrial(trial_id));
@@ -459,7 +492,7 @@ StatusOr<std::string> Core::OnHeartbeat(const proto::Heartbeat& m) {
     reply.reason = "lease lost";
     return proto::Encode(reply);
   }
-  l->expires_at = now + options_.lease_s;
+  l->expires_at = clock_->Monotonic() + options_.lease_s;
   if (trials_[l->trial_id].state == "cancelled") {
     reply.stop = true;
     reply.reason = "cancelled";
@@ -468,7 +501,7 @@ StatusOr<std::string> Core::OnHeartbeat(const proto::Heartbeat& m) {
     SD2_ASSIGN_OR_RETURN(auto a, store_->GetAttempt(l->attempt_id));
     a.state = "running";
     a.started_at = now;
-    a.lease_expires_at = l->expires_at;
+    a.lease_expires_at = now + options_.lease_s;  // wall time in the store
     SD2_RETURN_IF_ERROR(store_->UpdateAttempt(a));
     l->running = true;
   }
@@ -477,24 +510,35 @@ StatusOr<std::string> Core::OnHeartbeat(const proto::Heartbeat& m) {
 
 // ---- data ----
 
-StatusOr<int64_t> Core::DataAttempt(const std::string& key, int64_t attempt) {
+StatusOr<int64_t> Core::DataAttempt(const std::string& key, int64_t attempt,
+                                    const std::string& group) {
+  auto other_group = [&](const std::string& owner) {
+    return AbortedError("attempt " + std::to_string(attempt) + " of trial '" + key +
+                        "' belongs to group " + owner + ", not " + group);
+  };
   if (Lease* l = FindLease(key, attempt)) {
-    l->expires_at = std::max(l->expires_at, clock_->Now() + options_.lease_s);
+    if (!group.empty() && group != l->group) return other_group(l->group);
+    l->expires_at = std::max(l->expires_at, clock_->Monotonic() + options_.lease_s);
     return l->attempt_id;
   }
   auto t = trial_by_key_.find(key);
   if (t == trial_by_key_.end()) return NotFoundError("unknown trial '" + key + "'");
-  SD2_ASSIGN_OR_RETURN(auto a, store_->FindAttempt(t->second, static_cast<int>(attempt)));
+  SD2_ASSIGN_OR_RETURN(int number, AttemptNumber(key, attempt));
+  SD2_ASSIGN_OR_RETURN(auto a, store_->FindAttempt(t->second, number));
   if (!a) {
     return NotFoundError("trial '" + key + "' has no attempt " + std::to_string(attempt));
   }
-  if (a->state == "succeeded") return a->id;
+  // A finished attempt's data is a resend from the group that ran it, and from no one else.
+  if (a->state == "succeeded") {
+    if (group != a->group_id) return other_group(a->group_id);
+    return a->id;
+  }
   return AbortedError("lease lost: attempt " + std::to_string(attempt) + " of trial '" + key +
                       "' is " + a->state);
 }
 
 StatusOr<std::string> Core::OnMetrics(proto::MetricsBatch& m) {
-  SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt));
+  SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt, m.group));
   std::vector<storage::MetricRow> rows;
   rows.reserve(m.rows.size());
   for (auto& r : m.rows) rows.push_back({r.seq, r.step, std::move(r.name), r.value, r.time});
@@ -504,7 +548,7 @@ StatusOr<std::string> Core::OnMetrics(proto::MetricsBatch& m) {
 }
 
 StatusOr<std::string> Core::OnScores(proto::ScoresBatch& m) {
-  SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt));
+  SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt, m.group));
   std::vector<storage::ScoreRow> rows;
   rows.reserve(m.rows.size());
   for (auto& r : m.rows) {
@@ -517,7 +561,7 @@ StatusOr<std::string> Core::OnScores(proto::ScoresBatch& m) {
 }
 
 StatusOr<std::string> Core::OnCheckpoint(const proto::CheckpointRecord& m) {
-  SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt));
+  SD2_ASSIGN_OR_RETURN(int64_t aid, DataAttempt(m.trial_key, m.attempt, m.group));
   SD2_RETURN_IF_ERROR(store_->InsertCheckpoint({0, aid, m.step, m.path, m.digest, clock_->Now()}));
   return proto::Encode(proto::Ack{1, 0});
 }
@@ -559,9 +603,11 @@ Status Core::EndAttempt(const Lease& lease, const std::string& outcome, const st
   std::string next;
   if (outcome == "succeeded") {
     next = "succeeded";
-  } else if (cancelled || outcome == "cancelled") {
+  } else if (cancelled) {
     next = "cancelled";
-  } else if (outcome == "preempted") {
+  } else if (outcome == "preempted" || outcome == "cancelled") {
+    // A cancelled outcome for a trial no longer cancelled: it was submitted again while its
+    // attempt was stopping, so it runs again, without back-off.
     next = "queued";
   } else if (failures >= t.max_attempts) {
     next = "failed";
@@ -571,7 +617,7 @@ Status Core::EndAttempt(const Lease& lease, const std::string& outcome, const st
   t.state = next;
   t.updated_at = now;
   if (outcome == "failed" || outcome == "lost") t.last_error = error;
-  if (next == "queued" && outcome != "preempted") {
+  if (next == "queued" && outcome != "preempted" && outcome != "cancelled") {
     t.not_before = now + std::min(options_.backoff_max_s,
                                   options_.backoff_base_s * std::pow(2.0, failures - 1));
   } else if (next == "queued") {
@@ -607,7 +653,8 @@ StatusOr<std::string> Core::OnResult(const proto::Result& m) {
     // A resend of a result we already recorded is acknowledged again.
     auto t = trial_by_key_.find(m.trial_key);
     if (t == trial_by_key_.end()) return NotFoundError("unknown trial '" + m.trial_key + "'");
-    SD2_ASSIGN_OR_RETURN(auto a, store_->FindAttempt(t->second, static_cast<int>(m.attempt)));
+    SD2_ASSIGN_OR_RETURN(int number, AttemptNumber(m.trial_key, m.attempt));
+    SD2_ASSIGN_OR_RETURN(auto a, store_->FindAttempt(t->second, number));
     if (a && a->state == m.outcome) return proto::Encode(proto::Ack{0, 1});
     return AbortedError("lease lost: attempt " + std::to_string(m.attempt) + " of trial '" +
                         m.trial_key + "' is " + (a ? a->state : std::string("unknown")));
@@ -626,9 +673,10 @@ StatusOr<std::string> Core::OnResult(const proto::Result& m) {
 
 int Core::Tick() {
   double now = clock_->Now();
+  double mono = clock_->Monotonic();
   std::vector<Lease> expired;
   for (const auto& [aid, l] : leases_) {
-    if (l.expires_at < now) expired.push_back(l);
+    if (l.expires_at < mono) expired.push_back(l);
   }
   int n = 0;
   for (const auto& l : expired) {
@@ -683,7 +731,7 @@ StatusOr<std::string> Core::OnSubmit(const proto::Submit& m) {
     sw.name = m.name;
     sw.spec_path = m.spec_path;
     sw.spec_toml = m.spec_toml;
-    sw.priority = static_cast<int>(m.priority);
+    SD2_ASSIGN_OR_RETURN(sw.priority, SumPriority(m.priority, 0, ""));
     sw.created_at = now;
     SD2_ASSIGN_OR_RETURN(reply.sweep_id, store_->InsertSweep(sw));
     std::set<int64_t> pending;
@@ -716,7 +764,7 @@ StatusOr<std::string> Core::OnSubmit(const proto::Submit& m) {
         t.config_json = spec.config.dump();
         t.resources_json = spec.resources.dump();
         t.label = spec.label;
-        t.priority = static_cast<int>(m.priority + spec.priority);
+        SD2_ASSIGN_OR_RETURN(t.priority, SumPriority(m.priority, spec.priority, spec.key));
         t.max_attempts = static_cast<int>(spec.max_attempts);
         t.depends_on = dep;
         t.created_at = t.updated_at = now;
@@ -729,12 +777,29 @@ StatusOr<std::string> Core::OnSubmit(const proto::Submit& m) {
       } else {
         storage::TrialRow t = *existing;
         id = t.id;
+        bool stopping = t.state == "cancelled" && lease_by_trial_.count(id);
         bool active = t.state == "queued" || t.state == "running" || lease_by_trial_.count(id);
         if (t.state == "succeeded" && !m.force) {
           reused = true;
           reply.reused++;
           SD2_RETURN_IF_ERROR(
               Event("reuse", reply.sweep_id, id, std::nullopt, "key already succeeded"));
+        } else if (stopping) {
+          // Cancelled, but its attempt is still stopping: withdraw the cancel. The attempt's
+          // end (EndAttempt) re-queues it, or records its success.
+          t.state = "running";
+          t.max_attempts = trials_[id].failures + static_cast<int>(spec.max_attempts);
+          SD2_ASSIGN_OR_RETURN(t.priority, SumPriority(m.priority, spec.priority, spec.key));
+          t.updated_at = now;
+          SD2_RETURN_IF_ERROR(store_->UpdateTrial(t));
+          SD2_RETURN_IF_ERROR(Event("resubmit", reply.sweep_id, id, std::nullopt,
+                                    "cancel withdrawn; runs again when its attempt has stopped"));
+          after->push_back([this, id, max_attempts = t.max_attempts]() {
+            trials_[id].state = "running";
+            trials_[id].max_attempts = max_attempts;
+          });
+          pending.insert(id);
+          reply.queued++;
         } else if (active) {
           pending.insert(id);  // already queued or running for another sweep
         } else {
@@ -742,7 +807,7 @@ StatusOr<std::string> Core::OnSubmit(const proto::Submit& m) {
           t.state = "queued";
           t.not_before = 0;
           t.max_attempts = trials_[id].failures + static_cast<int>(spec.max_attempts);
-          t.priority = static_cast<int>(m.priority + spec.priority);
+          SD2_ASSIGN_OR_RETURN(t.priority, SumPriority(m.priority, spec.priority, spec.key));
           t.updated_at = now;
           SD2_RETURN_IF_ERROR(store_->UpdateTrial(t));
           to_queue.push_back(t);
@@ -795,6 +860,20 @@ StatusOr<std::string> Core::OnCancel(const proto::Cancel& m) {
     for (int64_t id : ids) {
       SD2_ASSIGN_OR_RETURN(auto t, store_->GetTrial(id));
       if (IsTerminal(t.state)) continue;
+      if (m.sweep) {
+        // A trial another live sweep still waits for is left running for that sweep; only
+        // this sweep stops waiting for it.
+        bool shared = false;
+        for (int64_t other : trials_[id].sweeps) {
+          auto p = sweep_pending_.find(other);
+          if (other != m.sweep && p != sweep_pending_.end() && p->second.count(id)) shared = true;
+        }
+        if (shared) {
+          SD2_RETURN_IF_ERROR(
+              Event("cancel", m.sweep, id, std::nullopt, "kept: another active sweep needs it"));
+          continue;
+        }
+      }
       bool running = lease_by_trial_.count(id) > 0;
       t.state = "cancelled";
       t.updated_at = now;
@@ -828,8 +907,8 @@ StatusOr<std::string> Core::OnResume(const proto::Resume& m) {
     for (int64_t id : ids) {
       SD2_ASSIGN_OR_RETURN(auto t, store_->GetTrial(id));
       if (t.state != "failed" && t.state != "cancelled") continue;
-      if (lease_by_trial_.count(id)) continue;  // cancelled but still stopping
-      t.state = "queued";
+      bool stopping = lease_by_trial_.count(id) > 0;  // cancelled but still stopping
+      t.state = stopping ? "running" : "queued";      // stopping: re-queued when its attempt ends
       t.not_before = 0;
       t.max_attempts = trials_[id].failures + 3;
       t.updated_at = now;
@@ -843,9 +922,9 @@ StatusOr<std::string> Core::OnResume(const proto::Resume& m) {
                               std::to_string(requeued) + " trials re-queued"));
     after->push_back([&]() {
       for (const auto& t : rows) {
-        trials_[t.id].state = "queued";
+        trials_[t.id].state = t.state;
         trials_[t.id].max_attempts = t.max_attempts;
-        Enqueue(t);
+        if (t.state == "queued") Enqueue(t);
       }
       if (!pending.empty()) sweep_pending_[sw.id] = pending;
     });

@@ -34,25 +34,34 @@
 
 namespace sd2::coordinator {
 
+// Two clocks: Now() is wall time (what the store records: created_at, not_before, events),
+// Monotonic() never jumps and is what lease deadlines in memory are measured on, so setting
+// the system clock (NTP step, an operator's `date -s`) neither expires nor extends leases.
 class Clock {
  public:
   virtual ~Clock() = default;
-  virtual double Now() = 0;  // seconds (Unix time for the system clock)
+  virtual double Now() = 0;        // seconds (Unix time for the system clock)
+  virtual double Monotonic() = 0;  // seconds since an arbitrary start (steady_clock)
 };
 
 class SystemClock : public Clock {
  public:
   double Now() override;
+  double Monotonic() override;
 };
 
+// Advance moves both clocks; JumpWall moves only the wall clock (a clock step).
 class FakeClock : public Clock {
  public:
   explicit FakeClock(double t = 1000) : t_(t) {}
-  double Now() override { return t_; }
+  double Now() override { return t_ + wall_offset_; }
+  double Monotonic() override { return t_; }
   void Advance(double s) { t_ += s; }
+  void JumpWall(double s) { wall_offset_ += s; }
 
  private:
   double t_;
+  double wall_offset_ = 0;
 };
 
 struct CoreOptions {
@@ -168,7 +177,7 @@ class Core {
     int number = 0;
     std::string trial_key;
     std::string group;
-    double expires_at = 0;
+    double expires_at = 0;  // on clock_->Monotonic()
     bool running = false;
   };
   struct TrialInfo {
@@ -196,8 +205,10 @@ class Core {
 
   StatusOr<std::string> GrantFor(GroupState& g, const Lease& lease);
   // Attempt id for data messages: an active lease or a succeeded attempt (idempotent
-  // resends); an attempt that lost its lease is refused with Aborted.
-  StatusOr<int64_t> DataAttempt(const std::string& key, int64_t attempt);
+  // resends); an attempt that lost its lease is refused with Aborted, and so is data that
+  // names another group than the attempt's (`group` empty: the sender did not say, accepted
+  // only while the lease is active).
+  StatusOr<int64_t> DataAttempt(const std::string& key, int64_t attempt, const std::string& group);
   Lease* FindLease(const std::string& key, int64_t attempt);
   // Ends an active attempt (in a transaction the caller opened) and moves its trial on:
   // outcome succeeded | failed | lost | cancelled | preempted.

@@ -122,10 +122,10 @@ TEST_F(CoreTest, RunsASweepToCompletion) {
   auto hb = CallAs<proto::HeartbeatReply>(proto::Heartbeat{"g1", "a", 1, 3});
   EXPECT_FALSE(hb.stop);
   EXPECT_EQ(Attempts("a")[0].state, "running");
-  auto ack = CallAs<proto::Ack>(proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}}});
+  auto ack = CallAs<proto::Ack>(proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}}, "g1"});
   EXPECT_EQ(ack.accepted, 1);
   auto ack2 =
-      CallAs<proto::Ack>(proto::ScoresBatch{"a", 1, 0, "smoke", {{"s", "v", 1, "FS", 0.9}}});
+      CallAs<proto::Ack>(proto::ScoresBatch{"a", 1, 0, "smoke", {{"s", "v", 1, "FS", 0.9}}, "g1"});
   EXPECT_EQ(ack2.accepted, 1);
   CallAs<proto::Ack>(proto::Result{"g1", "a", 1, "succeeded", "", {{"lc", "mean"}}});
   EXPECT_EQ(TrialState("a"), "succeeded");
@@ -197,7 +197,7 @@ TEST_F(CoreTest, StaleLeaseHolderIsToldToStop) {
   auto hb = CallAs<proto::HeartbeatReply>(proto::Heartbeat{"g1", "a", 1, 5});
   EXPECT_TRUE(hb.stop);
   EXPECT_EQ(hb.reason, "lease lost");
-  auto m = Call(proto::MetricsBatch{"a", 1, {{0, 0, "loss", 1, 1}}});
+  auto m = Call(proto::MetricsBatch{"a", 1, {{0, 0, "loss", 1, 1}}, "g1"});
   EXPECT_EQ(proto::ReplyStatus(m).code(), StatusCode::kAborted);
   auto r = Call(proto::Result{"g1", "a", 1, "succeeded", "", {}});
   EXPECT_EQ(proto::ReplyStatus(r).code(), StatusCode::kAborted);
@@ -269,7 +269,7 @@ TEST_F(CoreTest, RestartKeepsLeasesForReconnectingGroups) {
   Grant("g1");
   Grant("g2");
   CallAs<proto::HeartbeatReply>(proto::Heartbeat{"g1", "a", 1, 1});
-  CallAs<proto::Ack>(proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}}});
+  CallAs<proto::Ack>(proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}}, "g1"});
   // The coordinator dies and comes back 30 s later (past the old deadline).
   clock_.Advance(30);
   OpenCore();
@@ -281,7 +281,7 @@ TEST_F(CoreTest, RestartKeepsLeasesForReconnectingGroups) {
   EXPECT_FALSE(hb.stop);
   // Resent metrics are not duplicated.
   auto ack = CallAs<proto::Ack>(
-      proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}, {1, 2, "loss", 0.4, 2.0}}});
+      proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}, {1, 2, "loss", 0.4, 2.0}}, "g1"});
   EXPECT_EQ(ack.accepted, 1);
   EXPECT_EQ(ack.duplicates, 1);
   clock_.Advance(11);
@@ -606,6 +606,117 @@ TEST_F(CoreTest, LauncherConfigStartsPaperGroupsOnCuda) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("devices 'gpu' must be cpu or cuda"), std::string::npos)
       << bad.status();
+}
+
+TEST_F(CoreTest, LeaseDeadlinesIgnoreWallClockSteps) {
+  Submit({Spec("a")});
+  Register("g1");
+  Grant("g1");
+  // The wall clock steps an hour ahead: the lease is not expired by it.
+  clock_.JumpWall(3600);
+  EXPECT_EQ(core_->Tick(), 0);
+  EXPECT_FALSE(CallAs<proto::HeartbeatReply>(proto::Heartbeat{"g1", "a", 1, 1}).stop);
+  // Stepped back two hours, the lease still expires lease_s after the last heartbeat.
+  clock_.JumpWall(-7200);
+  clock_.Advance(options_.lease_s + 1);
+  EXPECT_EQ(core_->Tick(), 1);
+  EXPECT_EQ(Attempts("a")[0].state, "lost");
+}
+
+TEST_F(CoreTest, CancellingASweepKeepsTrialsAnotherLiveSweepShares) {
+  auto first = Submit({Spec("a"), Spec("b")});
+  auto second = Submit({Spec("a")});
+  Register("g1");
+  EXPECT_EQ(Grant("g1").trial_key, "a");
+  proto::Cancel c;
+  c.sweep = first.sweep_id;
+  EXPECT_EQ(CallAs<proto::Ack>(c).accepted, 1);  // b only
+  EXPECT_EQ(TrialState("b"), "cancelled");
+  EXPECT_EQ(TrialState("a"), "running");
+  EXPECT_FALSE(CallAs<proto::HeartbeatReply>(proto::Heartbeat{"g1", "a", 1, 1}).stop);
+  CallAs<proto::Ack>(proto::Result{"g1", "a", 1, "succeeded", "", {}});
+  EXPECT_EQ(TrialState("a"), "succeeded");
+  EXPECT_EQ(store_->GetSweep(second.sweep_id)->state, "done");
+  EXPECT_EQ(store_->GetSweep(first.sweep_id)->state, "cancelled");
+}
+
+TEST_F(CoreTest, ResubmittingATrialWhoseCancelIsStillStoppingRequeuesIt) {
+  Submit({Spec("a")});
+  Register("g1");
+  Grant("g1");
+  proto::Cancel c;
+  c.trial_key = "a";
+  EXPECT_EQ(CallAs<proto::Ack>(c).accepted, 1);
+  EXPECT_TRUE(CallAs<proto::HeartbeatReply>(proto::Heartbeat{"g1", "a", 1, 1}).stop);
+  // Submitted again while its group is still stopping it.
+  auto again = Submit({Spec("a")});
+  EXPECT_EQ(again.queued, 1);
+  CallAs<proto::Ack>(proto::Result{"g1", "a", 1, "cancelled", "", {}});
+  EXPECT_EQ(TrialState("a"), "queued");
+  auto g = Grant("g1");
+  EXPECT_EQ(g.trial_key, "a");
+  EXPECT_EQ(g.attempt, 2);
+  CallAs<proto::Ack>(proto::Result{"g1", "a", 2, "succeeded", "", {}});
+  EXPECT_EQ(store_->GetSweep(again.sweep_id)->state, "done");
+}
+
+TEST_F(CoreTest, NumbersOutsideIntAreRefusedNotTruncated) {
+  Submit({Spec("a")});
+  Register("g1");
+  Grant("g1");
+  CallAs<proto::Ack>(proto::Result{"g1", "a", 1, "succeeded", "", {}});
+  // 2^32 + 1 would truncate to attempt 1, which succeeded.
+  const int64_t wrapped = (int64_t{1} << 32) + 1;
+  auto m = Call(proto::MetricsBatch{"a", wrapped, {{0, 1, "loss", 0.5, 1.0}}, "g1"});
+  EXPECT_EQ(proto::ReplyStatus(m).code(), StatusCode::kNotFound) << m.body.dump();
+  auto r = Call(proto::Result{"g1", "a", wrapped, "succeeded", "", {}});
+  EXPECT_EQ(proto::ReplyStatus(r).code(), StatusCode::kNotFound) << r.body.dump();
+  EXPECT_EQ(*store_->CountRows("metrics"), 0);
+  // A priority of 2^32 would truncate to 0; 2^31 - 1 + 1 would wrap negative.
+  proto::Submit s;
+  s.name = "big";
+  s.trials = {Spec("b")};
+  s.priority = int64_t{1} << 32;
+  EXPECT_EQ(proto::ReplyStatus(Call(s)).code(), StatusCode::kInvalidArgument);
+  s.priority = 1'000'000'000;
+  s.trials[0].priority = 1'000'000'000;
+  EXPECT_TRUE(proto::ReplyStatus(Call(s)).ok());
+  s.trials[0].key = "c";
+  s.trials[0].priority = int64_t{1} << 31;
+  EXPECT_EQ(proto::ReplyStatus(Call(s)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(TrialState("c"), "?");
+  proto::Register big;
+  big.group = "g2";
+  big.host = "h";
+  big.size = int64_t{1} << 32;
+  EXPECT_EQ(proto::ReplyStatus(Call(big)).code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoreTest, DataForASucceededAttemptIsTakenOnlyFromItsGroup) {
+  Submit({Spec("a")});
+  Register("g1");
+  Register("g2");
+  Grant("g1");
+  // While the lease is held, a data message naming another group is refused.
+  auto other = Call(proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}}, "g2"});
+  EXPECT_EQ(proto::ReplyStatus(other).code(), StatusCode::kAborted) << other.body.dump();
+  EXPECT_EQ(
+      CallAs<proto::Ack>(proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}}, "g1"}).accepted,
+      1);
+  CallAs<proto::Ack>(proto::Result{"g1", "a", 1, "succeeded", "", {}});
+  // After success: g1's resend is a duplicate; g2, or a sender that names no group, is refused.
+  auto resent = CallAs<proto::Ack>(proto::MetricsBatch{"a", 1, {{0, 1, "loss", 0.5, 1.0}}, "g1"});
+  EXPECT_EQ(resent.duplicates, 1);
+  for (const std::string& group : {std::string("g2"), std::string()}) {
+    auto m = Call(proto::MetricsBatch{"a", 1, {{1, 2, "loss", 9, 2.0}}, group});
+    EXPECT_EQ(proto::ReplyStatus(m).code(), StatusCode::kAborted) << group;
+    auto sc = Call(proto::ScoresBatch{"a", 1, 0, "e", {{"s", "v", 1, "FS", 0.9}}, group});
+    EXPECT_EQ(proto::ReplyStatus(sc).code(), StatusCode::kAborted) << group;
+    auto ck = Call(proto::CheckpointRecord{"a", 1, 5, "/w/a/ck", "", group});
+    EXPECT_EQ(proto::ReplyStatus(ck).code(), StatusCode::kAborted) << group;
+  }
+  EXPECT_EQ(*store_->CountRows("metrics"), 1);
+  EXPECT_EQ(*store_->CountRows("scores"), 0);
 }
 
 }  // namespace

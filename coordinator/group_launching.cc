@@ -12,10 +12,10 @@ namespace sd2::coordinator {
 
 SweepGroups::SweepGroups(Core* core, const cluster::LauncherConfig& config,
                          cluster::Launcher* launcher, std::string endpoint, std::ostream* log,
-                         cluster::GroupKeeper::Clock clock)
+                         cluster::GroupKeeper::Clock clock, cluster::Launcher* poller)
     : core_(core),
       config_(config),
-      keeper_(launcher, config.keeper, clock),
+      keeper_(launcher, config.keeper, clock, poller),
       endpoint_(std::move(endpoint)),
       log_(log),
       clock_(std::move(clock)) {}

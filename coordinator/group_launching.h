@@ -27,9 +27,12 @@ namespace sd2::coordinator {
 class SweepGroups {
  public:
   // `core` and `launcher` must outlive this object. `log` receives one line per launch event.
+  // `poller` (a second launcher with its own CommandRunner; Slurm) moves the groups' state
+  // queries off the caller's thread (cluster::GroupKeeper), so Tick never blocks on squeue.
   SweepGroups(Core* core, const cluster::LauncherConfig& config, cluster::Launcher* launcher,
               std::string endpoint, std::ostream* log,
-              cluster::GroupKeeper::Clock clock = std::chrono::steady_clock::now);
+              cluster::GroupKeeper::Clock clock = std::chrono::steady_clock::now,
+              cluster::Launcher* poller = nullptr);
 
   // Reads the sweeps' state (at most once per `period`), sets the keeper's targets and ticks
   // it. Returns the sweep keys that currently want groups.

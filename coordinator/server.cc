@@ -3,6 +3,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <iostream>
@@ -19,7 +20,8 @@ struct Server::Impl {
         ctx(1),
         socket(ctx, zmq::socket_type::router),
         descriptor(io),
-        timer(io) {}
+        timer(io),
+        signals(io) {}
 
   // Handles every message waiting on the socket. ZMQ_FD is edge-triggered: drain until
   // ZMQ_EVENTS has no POLLIN before waiting on the descriptor again.
@@ -88,6 +90,7 @@ struct Server::Impl {
   asio::io_context io;
   asio::posix::stream_descriptor descriptor;
   asio::steady_timer timer;
+  asio::signal_set signals;
   std::string endpoint;
   std::unique_ptr<ZapHandler> zap;  // closed before ctx
   // Declared last: stops monitoring `socket` before anything else is destroyed.
@@ -138,6 +141,12 @@ std::string Server::endpoint() const { return impl_->endpoint; }
 Status Server::Run() {
   if (impl_->endpoint.empty()) return FailedPreconditionError("Server::Run before Bind");
   try {
+    for (int sig : impl_->options.stop_signals) impl_->signals.add(sig);
+    if (!impl_->options.stop_signals.empty()) {
+      impl_->signals.async_wait([this](const boost::system::error_code& ec, int) {
+        if (!ec) impl_->io.stop();
+      });
+    }
     impl_->Drain();
     impl_->WaitReadable();
     impl_->ScheduleTick();

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 #include "coordinator/auth.h"
@@ -36,6 +37,9 @@ struct ServerOptions {
   // Where refused peers and failed handshakes are logged (ZapHandler, HandshakeMonitor); stderr
   // when empty. Called from their threads.
   std::function<void(const std::string&)> auth_log;
+  // Signals that stop Run (e.g. SIGINT, SIGTERM). They are taken with an asio::signal_set on
+  // the loop, so nothing runs in signal-handler context.
+  std::vector<int> stop_signals;
 };
 
 class Server {

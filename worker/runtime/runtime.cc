@@ -229,9 +229,14 @@ Status CheckScoresFinite(const std::string& eval_set, const std::vector<ScoreRow
 // Rank 0's reports of one attempt: buffered metrics with sequence numbers, score batches.
 class Reporter {
  public:
-  Reporter(Client* client, const GroupOptions& o, std::string key, int64_t attempt,
-           std::atomic<bool>* lease_lost)
-      : client_(client), o_(o), key_(std::move(key)), attempt_(attempt), lease_lost_(lease_lost) {}
+  Reporter(Client* client, const GroupOptions& o, std::string group, std::string key,
+           int64_t attempt, std::atomic<bool>* lease_lost)
+      : client_(client),
+        o_(o),
+        group_(std::move(group)),
+        key_(std::move(key)),
+        attempt_(attempt),
+        lease_lost_(lease_lost) {}
 
   void Metric(int64_t step, const std::string& name, double value) {
     buf_.push_back({seq_++, step, name, value, WallNow()});
@@ -244,7 +249,7 @@ class Reporter {
   Status Flush(bool must) {
     last_flush_ = SteadyClock::now();
     if (buf_.empty()) return OkStatus();
-    proto::MetricsBatch batch{key_, attempt_, buf_};
+    proto::MetricsBatch batch{key_, attempt_, buf_, group_};
     Status s = must ? UntilAcked(batch) : client_->CallAs<proto::Ack>(batch).status();
     if (s.ok() || s.code() == StatusCode::kAborted) buf_.clear();
     if (s.code() == StatusCode::kAborted) *lease_lost_ = true;
@@ -255,7 +260,7 @@ class Reporter {
   Status Scores(const std::string& eval_set, const std::vector<ScoreRow>& rows) {
     SD2_RETURN_IF_ERROR(CheckScoresFinite(eval_set, rows));
     for (size_t i = 0; i < rows.size() || i == 0; i += o_.scores_batch) {
-      proto::ScoresBatch b{key_, attempt_, score_seq_++, eval_set, {}};
+      proto::ScoresBatch b{key_, attempt_, score_seq_++, eval_set, {}, group_};
       for (size_t j = i; j < std::min(rows.size(), i + o_.scores_batch); ++j) {
         b.rows.push_back(
             {rows[j].sample_id, rows[j].video_id, rows[j].label, rows[j].type, rows[j].score});
@@ -267,7 +272,8 @@ class Reporter {
     return OkStatus();
   }
   void Checkpoint(int64_t step, const std::string& path) {
-    auto r = client_->CallAs<proto::Ack>(proto::CheckpointRecord{key_, attempt_, step, path, ""});
+    auto r = client_->CallAs<proto::Ack>(
+        proto::CheckpointRecord{key_, attempt_, step, path, "", group_});
     if (!r.ok() && r.status().code() == StatusCode::kAborted) *lease_lost_ = true;
   }
 
@@ -300,6 +306,7 @@ class Reporter {
 
   Client* client_;
   const GroupOptions& o_;
+  std::string group_;
   std::string key_;
   int64_t attempt_;
   std::atomic<bool>* lease_lost_;
@@ -333,7 +340,7 @@ TrialOutcome RunTrial(const GroupOptions& o, Communicator* comm, const proto::Re
   if (root) {
     hb =
         std::make_unique<Heartbeater>(client->endpoint(), reg, g.trial_key, g.attempt, heartbeat_s);
-    rep = std::make_unique<Reporter>(client, o, g.trial_key, g.attempt, &local_lost);
+    rep = std::make_unique<Reporter>(client, o, reg.group, g.trial_key, g.attempt, &local_lost);
   }
   TrialContext ctx;
   ctx.config = g.config;
