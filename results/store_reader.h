@@ -17,6 +17,7 @@
 
 #include "common/status.h"
 #include "results/metrics.h"
+#include "storage/store.h"
 
 namespace sd2::results {
 
@@ -34,8 +35,8 @@ struct TrialResult {
   std::vector<std::string> warnings;     // e.g. video ids that give no video-level metric
 };
 
-// Highest store schema version this reader understands.
-inline constexpr int kStoreSchemaVersion = 2;
+// Highest store schema version this reader understands: the store's own (one constant).
+inline constexpr int kStoreSchemaVersion = storage::kSchemaVersion;
 
 // Every trial with a succeeded attempt, ordered by trial id. NotFound when `db_path` does not
 // exist, FailedPrecondition for a newer schema, DataLoss for unreadable rows (e.g. a config

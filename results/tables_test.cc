@@ -359,7 +359,8 @@ TEST(StoreReaderTest, ReportsMissingAndForeignDatabases) {
   sqlite3_close(db);
   r = ReadTrialResults(path);
   EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_EQ(r.status().message(), path + ": store schema version 7 is newer than this sd2 (2)");
+  EXPECT_EQ(r.status().message(), path + ": store schema version 7 is newer than this sd2 (" +
+                                      std::to_string(kStoreSchemaVersion) + ")");
   sqlite3_open(path.c_str(), &db);
   sqlite3_exec(db, "PRAGMA user_version = 1;", nullptr, nullptr, nullptr);
   sqlite3_close(db);

@@ -14,7 +14,7 @@ Two modes:
       Random weights of a named config (GPU benchmark, bench/gpu/run.sh); `--find-batch` doubles
       the batch until the step runs out of memory and reports the largest that fits.
 
-Works with Debian's torch 1.13 (CPU) and torch >= 2 (CUDA, SDPA, torch.compile).
+Runs on the project venv's torch 2.15 (CPU, CUDA, SDPA, torch.compile).
 """
 import argparse
 import json
@@ -276,7 +276,9 @@ def main():
         if a.config not in CONFIGS:
             sys.exit(f"unknown config '{a.config}' (known: {', '.join(CONFIGS)})")
         cfg = dict(CONFIGS[a.config])
-        t = dict(torch.load(a.torch_weights))
+        # Written by sd2_step_gpu --check in the same run (torch::pickle_save of a c10::Dict, whose
+        # type tags the weights-only unpickler refuses): a trusted local file.
+        t = dict(torch.load(a.torch_weights, weights_only=False))
         a.steps, a.warmup = 1, 0
         hp = dict(lr=5e-7, weight_decay=0.01, beta1=0.9, beta2=0.999, eps=1e-8, alpha=2.0,
                   lora_r=8, lora_alpha=32.0, lora_dropout=0.1, eot_id=cfg["vocab_size"] - 1)
