@@ -268,6 +268,11 @@ Status Demo::SubmitSweeps() {
   SD2_ASSIGN_OR_RETURN(std::vector<std::string> files, PaperSweeps(sweeps_dir_));
   sweeps::ExpandOptions opts;
   opts.vars["SD2_DATA"] = dir_ + "/data";
+  // No pretrained weights here: empty paths leave hparams.pretrained out, and the demo opts
+  // into random initialisation, which its trial configs record (docs/sweeps.md).
+  opts.vars["SD2_CLIP"] = "";
+  opts.vars["SD2_XCEPTION"] = "";
+  opts.allow_random_init = true;
   opts.scale_map = ScaleMap(profile_);
   opts.overrides = Overrides(profile_);
   // The paper's sweeps ask for 8-GPU groups; the demo's groups are one CPU rank each.

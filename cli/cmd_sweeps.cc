@@ -1,6 +1,8 @@
 // sd2ctl validate / expand: check sweep files and show the trials they expand to.
 //
 //   sd2ctl validate sweeps/paper/*.toml --var SD2_DATA=/data/mmi-dd
+//       --var SD2_CLIP=/models/clip-vit-large-patch14
+//       --var SD2_XCEPTION=/models/xception.safetensors
 //   sd2ctl expand sweeps/paper/table6_scaling.toml --json
 #include <iostream>
 #include <map>

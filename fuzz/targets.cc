@@ -90,6 +90,8 @@ int FuzzSweep(const uint8_t* data, size_t size) {
   if (!spec->probes.empty() || spec->coords.size() > 2000) return 0;
   sweeps::ExpandOptions options;
   options.vars["SD2_DATA"] = "/data";
+  options.vars["SD2_CLIP"] = "/models/clip";
+  options.vars["SD2_XCEPTION"] = "/models/xception.safetensors";
   auto trials = sweeps::Expand(*spec, options);
   CheckError(trials.status(), "Expand");
   return 0;

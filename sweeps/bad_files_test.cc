@@ -55,6 +55,14 @@ const std::map<std::string, std::string>& Expected() {
       {"name_bad_chars",
        "FILE:1:1: 'name' must be 1-128 characters of letters, digits, '_', '-' or '.', got \"my "
        "sweep\""},
+      {"pretrained_missing",
+       "FILE:2:19: method 'clip' starts from pretrained weights in the paper, but "
+       "hparams.pretrained is empty or unset: set hparams.pretrained to a Hugging Face CLIP "
+       "folder (openai/clip-vit-large-patch14), e.g. [hparams.clip] pretrained = "
+       "\"${SD2_CLIP}\", or set allow_random_init = true to train it from random weights"},
+      {"pretrained_undefined_var",
+       "FILE:6:1: undefined variable ${XCEPTION_WEIGHTS} (define it with --var "
+       "XCEPTION_WEIGHTS=VALUE or in the environment)"},
       {"probe_selects_nothing",
        "FILE:3:1: probe selects no trial of encoder sweep '../good/encoder.toml'"},
       {"resources_zero_ranks", "FILE:6:1: 'resources.ranks' must be >= 1, got 0"},
@@ -70,7 +78,9 @@ const std::map<std::string, std::string>& Expected() {
       {"syntax_unterminated_string",
        "FILE:1:15: Error while parsing string: unescaped control characters other than TAB "
        "(U+0009) are explicitly prohibited"},
-      {"undefined_var", "FILE:6:1: undefined variable ${DATA_DIR}"},
+      {"undefined_var",
+       "FILE:6:1: undefined variable ${DATA_DIR} (define it with --var DATA_DIR=VALUE or "
+       "in the environment)"},
       {"unknown_top_key", "FILE:4:1: unknown key 'seed' (did you mean 'seeds'?)"},
       {"variant_bad_value",
        "FILE:6:1: 'variant.lc_reduction': unknown value \"avg\" (expected one of: mean, sum)"},

@@ -1,8 +1,11 @@
 // Expansion of a validated sweep into trials, and trial tables for the command line.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
+#include <string>
+#include <utility>
 
 #include "sweeps/internal.h"
 #include "sweeps/sweep.h"
@@ -126,6 +129,30 @@ class Expander {
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     for (auto& [name, e] : sorted) evals.push_back(e);
     evals_ = evals;
+    // hparams.pretrained per method; one written value (a global [hparams] key reaches several
+    // methods) is substituted once, so an undefined variable is reported once.
+    std::map<std::pair<int, int>, std::string> by_pos;
+    for (const auto& [method, text] : spec_.pretrained) {
+      auto key = std::make_pair(text.pos.line, text.pos.column);
+      auto it = by_pos.find(key);
+      if (it == by_pos.end()) it = by_pos.emplace(key, AbsolutePath(Sub(text))).first;
+      pretrained_[method] = it->second;
+    }
+  }
+
+  // The method's merged hyper-parameters with hparams.pretrained substituted; an empty value
+  // (e.g. --var SD2_CLIP=) means no pretrained weights and leaves the key out.
+  json Hparams(const std::string& method) const {
+    json h = spec_.hparams.at(method);
+    auto it = pretrained_.find(method);
+    if (it != pretrained_.end()) {
+      if (it->second.empty()) {
+        h.erase("pretrained");
+      } else {
+        h["pretrained"] = it->second;
+      }
+    }
+    return h;
   }
 
   int64_t MapScale(int64_t scale) const {
@@ -139,9 +166,62 @@ class Expander {
     return r;
   }
 
+  // Merges the overrides, records or refuses random initialisation, computes the key.
   void Finish(Trial* t) {
     DeepMerge(&t->config, options_.overrides);
+    bool allowed = spec_.allow_random_init || options_.allow_random_init;
+    if (t->config.contains("allow_random_init")) {  // set by an override
+      const json& v = t->config["allow_random_init"];
+      if (v.is_boolean()) {
+        allowed = allowed || v.get<bool>();
+      } else {
+        errors_.Add(MethodPos(t->method),
+                    "'allow_random_init' must be a boolean, got " + v.dump() + " (overrides)");
+      }
+      t->config.erase("allow_random_init");
+    }
+    // In the config (and key) only of a trial that does start from random weights by choice:
+    // other trials keep the keys they had before the option existed.
+    if (NeedsPretrained(t->method) && !HasWeights(t->config)) {
+      if (allowed) {
+        t->config["allow_random_init"] = true;
+      } else {
+        Refuse(t->method);
+      }
+    }
     t->key = TrialKey(t->config);
+  }
+
+  static bool HasWeights(const json& config) {
+    if (!config.contains("hparams") || !config["hparams"].is_object()) return false;
+    const json& hp = config["hparams"];
+    return hp.contains("pretrained") && hp["pretrained"].is_string() &&
+           !hp["pretrained"].get<std::string>().empty();
+  }
+
+  SourcePos MethodPos(const std::string& method) const {
+    auto it = spec_.method_pos.find(method);
+    return it == spec_.method_pos.end() ? SourcePos{1, 1} : it->second;
+  }
+
+  // The paper starts these methods from pretrained weights: a trial without them is refused
+  // unless the sweep opts into random initialisation. Reported once per method.
+  void Refuse(const std::string& method) {
+    if (!refused_.insert(method).second) return;
+    const bool cnn = method == "xception" || method == "recce" || method == "spsl";
+    const std::string what =
+        cnn ? "ImageNet Xception weights (a safetensors file from tools/convert_pth.py), e.g. "
+              "[hparams." +
+                  method + "] pretrained = \"${SD2_XCEPTION}\""
+            : "a Hugging Face CLIP folder (openai/clip-vit-large-patch14), e.g. [hparams." +
+                  method + "] pretrained = \"${SD2_CLIP}\"";
+    errors_.Add(MethodPos(method), "method '" + method +
+                                       "' starts from pretrained weights in the paper, but "
+                                       "hparams.pretrained is empty or unset: set "
+                                       "hparams.pretrained to " +
+                                       what +
+                                       ", or set allow_random_init = true to train it from "
+                                       "random weights");
   }
 
   Trial FromCoord(const TrialCoord& c) {
@@ -155,7 +235,7 @@ class Expander {
                    {"scale", t.scale},
                    {"seed", c.seed},
                    {"model", spec_.models.at(c.method)},
-                   {"hparams", spec_.hparams.at(c.method)},
+                   {"hparams", Hparams(c.method)},
                    {"data", data_},
                    {"eval", evals_}};
     t.label = c.method + " " + FormatScale(t.scale) + " seed" + std::to_string(c.seed);
@@ -224,7 +304,7 @@ class Expander {
           {"scale", t.scale},
           {"seed", t.seed},
           {"model", model},
-          {"hparams", spec_.hparams.at("probe")},
+          {"hparams", Hparams("probe")},
           {"data", data_},
           {"eval", evals_},
           {"probe", {{"of", enc.key}, {"encoder_method", enc.method}, {"train", data_["train"]}}}};
@@ -242,6 +322,8 @@ class Expander {
   ErrorList errors_;
   json data_;
   json evals_;
+  std::map<std::string, std::string> pretrained_;  // method -> substituted hparams.pretrained
+  std::set<std::string> refused_;                  // methods reported by Refuse
 };
 
 std::string Pad(const std::string& s, size_t width) {

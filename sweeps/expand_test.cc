@@ -34,9 +34,12 @@ datasets = ["DFDC"]
 )" + extra;
 }
 
+// The sweeps here have no pretrained weights: they opt into random initialisation (the
+// AllowRandomInit tests below check what that changes).
 ExpandOptions DataVars() {
   ExpandOptions o;
   o.vars["SD2_DATA"] = "/data/mmi";
+  o.allow_random_init = true;
   return o;
 }
 
@@ -224,7 +227,7 @@ TEST(ExpandTest, KeysAreStableAndTrackOnlyWhatIsTrained) {
   std::set<std::string> distinct;
   for (const auto& t : seeds) distinct.insert(t.key);
   EXPECT_EQ(distinct.size(), 4u);
-  ExpandOptions other_data;
+  ExpandOptions other_data = DataVars();
   other_data.vars["SD2_DATA"] = "/data/other";
   EXPECT_NE(KeysByLabel(MustExpand(Base(head), other_data)), base);
 }
@@ -245,6 +248,7 @@ name = "${SET}-test"
   ASSERT_TRUE(spec.ok()) << spec.status();
   ExpandOptions o;
   o.vars = {{"ROOT", "/srv"}, {"SET", "DF40"}, {"DIGEST", std::string(64, 'a')}};
+  o.allow_random_init = true;
   auto trials = Expand(*spec, o);
   ASSERT_TRUE(trials.ok()) << trials.status();
   const json& data = (*trials)[0].config["data"];
@@ -258,9 +262,12 @@ name = "${SET}-test"
   auto missing = Expand(*spec, o);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().message(),
-            "v.toml:5:1: undefined variable ${SET}\n"
-            "v.toml:8:13: undefined variable ${SET}\n"
-            "v.toml:10:1: undefined variable ${SET}");
+            "v.toml:5:1: undefined variable ${SET} (define it with --var SET=VALUE or in the "
+            "environment)\n"
+            "v.toml:8:13: undefined variable ${SET} (define it with --var SET=VALUE or in the "
+            "environment)\n"
+            "v.toml:10:1: undefined variable ${SET} (define it with --var SET=VALUE or in the "
+            "environment)");
   o.vars["SET"] = "DF40";
   o.vars["DIGEST"] = "xyz";
   auto digest = Expand(*spec, o);
@@ -271,7 +278,7 @@ name = "${SET}-test"
 
   // A relative manifest becomes absolute (against the working directory).
   auto rel = MustExpand(Base("name = \"r\"\nmethods = [\"clip\"]\nscales = [\"1M\"]\n"), [] {
-    ExpandOptions r;
+    ExpandOptions r = DataVars();
     r.vars["SD2_DATA"] = "rel/dir";
     return r;
   }());
@@ -371,7 +378,9 @@ name = "ADM"
   ASSERT_FALSE(no_vars.ok());
   EXPECT_EQ(no_vars.status().message(),
             kGoodDir + "pe.toml:3:1: cannot expand probe encoder sweep 'encoder.toml':\n" +
-                kGoodDir + "encoder.toml:8:1: undefined variable ${SD2_DATA}");
+                kGoodDir +
+                "encoder.toml:10:1: undefined variable ${SD2_DATA} (define it with --var "
+                "SD2_DATA=VALUE or in the environment)");
 }
 
 TEST(FormatTrialTableTest, AlignedRowsAndCount) {
@@ -431,6 +440,205 @@ TEST(ExpandTest, ResourceOverrideReplacesResourcesButNotKeys) {
     ASSERT_FALSE(r.ok()) << bad.dump();
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   }
+}
+
+TEST(NeedsPretrainedTest, ThePapersSevenDetectorsAndUnivFd) {
+  std::vector<std::string> needs;
+  for (const auto& m : KnownMethods())
+    if (NeedsPretrained(m)) needs.push_back(m);
+  EXPECT_EQ(needs, (std::vector<std::string>{"xception", "recce", "spsl", "clip", "clip_lora",
+                                             "clip_svd", "sd2", "univfd"}));
+  EXPECT_FALSE(NeedsPretrained("smoke"));
+  EXPECT_FALSE(NeedsPretrained("probe"));
+}
+
+// Expands with SD2_DATA only: no allow_random_init from the options.
+StatusOr<std::vector<Trial>> ExpandStrict(const std::string& text,
+                                          const ExpandOptions& extra = {}) {
+  auto spec = ParseSweep(text, "r.toml");
+  if (!spec.ok()) return spec.status();
+  ExpandOptions o = extra;
+  o.vars["SD2_DATA"] = "/data/mmi";
+  return Expand(*spec, o);
+}
+
+TEST(ExpandTest, PretrainedMethodsWithoutWeightsAreRefused) {
+  // One message per method (not per trial), at the method's first mention, naming the fix.
+  auto r = ExpandStrict(Base(R"(name = "r"
+methods = ["sd2", "xception", "smoke"]
+scales = ["1M", "3M"]
+[[include]]
+method = "univfd"
+scale = "1M"
+seed = 0
+)"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      r.status().message(),
+      "r.toml:2:12: method 'sd2' starts from pretrained weights in the paper, but "
+      "hparams.pretrained is empty or unset: set hparams.pretrained to a Hugging Face CLIP folder "
+      "(openai/clip-vit-large-patch14), e.g. [hparams.sd2] pretrained = \"${SD2_CLIP}\", or set "
+      "allow_random_init = true to train it from random weights\n"
+      "r.toml:2:19: method 'xception' starts from pretrained weights in the paper, but "
+      "hparams.pretrained is empty or unset: set hparams.pretrained to ImageNet Xception weights "
+      "(a safetensors file from tools/convert_pth.py), e.g. [hparams.xception] pretrained = "
+      "\"${SD2_XCEPTION}\", or set allow_random_init = true to train it from random weights\n"
+      "r.toml:4:1: method 'univfd' starts from pretrained weights in the paper, but "
+      "hparams.pretrained is empty or unset: set hparams.pretrained to a Hugging Face CLIP folder "
+      "(openai/clip-vit-large-patch14), e.g. [hparams.univfd] pretrained = \"${SD2_CLIP}\", or "
+      "set allow_random_init = true to train it from random weights");
+
+  // Every such method is refused on its own; smoke never is.
+  for (const auto& m : KnownMethods()) {
+    auto one = ExpandStrict(Base("name = \"r\"\nmethods = [\"" + m + "\"]\nscales = [\"1M\"]\n"));
+    EXPECT_EQ(one.ok(), !NeedsPretrained(m)) << m;
+    if (!one.ok()) {
+      EXPECT_NE(one.status().message().find("method '" + m + "' starts from pretrained"),
+                std::string::npos)
+          << one.status();
+    }
+  }
+
+  // An empty value (e.g. --var SD2_CLIP=) is no weights; so is an override that removes them.
+  const std::string with_var = Base("name = \"r\"\nmethods = [\"clip\"]\nscales = [\"1M\"]\n",
+                                    "[hparams.clip]\npretrained = \"${SD2_CLIP}\"\n");
+  ExpandOptions empty;
+  empty.vars["SD2_CLIP"] = "";
+  EXPECT_FALSE(ExpandStrict(with_var, empty).ok());
+  ExpandOptions given;
+  given.vars["SD2_CLIP"] = "/models/clip";
+  auto ok = ExpandStrict(with_var, given);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)[0].config["hparams"]["pretrained"], "/models/clip");
+  given.overrides = json::parse(R"({"hparams": {"pretrained": null}})");
+  auto removed = ExpandStrict(with_var, given);
+  ASSERT_FALSE(removed.ok());
+  EXPECT_NE(removed.status().message().find("r.toml:2:12: method 'clip' starts from"),
+            std::string::npos)
+      << removed.status();
+  // A probe's encoder sweep is checked by the same rules; the message names both files.
+  auto spec = ParseSweep(R"(name = "p"
+[[probe]]
+encoder = "../bad/pretrained_missing.toml"
+[data]
+manifest = "/g/m.jsonl"
+[[eval]]
+name = "ADM"
+)",
+                         kGoodDir + "p.toml");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  auto probe = Expand(*spec, DataVars());  // the option reaches the encoder sweep too
+  EXPECT_TRUE(probe.ok()) << probe.status();
+  auto strict = Expand(*spec, ExpandOptions{});
+  ASSERT_FALSE(strict.ok());
+  EXPECT_EQ(strict.status().message().rfind(
+                kGoodDir +
+                    "p.toml:3:1: cannot expand probe encoder sweep '../bad/"
+                    "pretrained_missing.toml':\n" +
+                    std::string(SD2_SOURCE_DIR) +
+                    "/sweeps/testdata/bad/pretrained_missing.toml:2:19: method 'clip' starts from "
+                    "pretrained weights in the paper",
+                0),
+            0u)
+      << strict.status();
+}
+
+TEST(ExpandTest, AllowRandomInitIsInTheKeyOnlyWhenUsed) {
+  const std::string head = "name = \"a\"\nmethods = [\"clip\", \"smoke\"]\nscales = [\"1M\"]\n";
+  const std::string weights = "[hparams.clip]\npretrained = \"/models/clip\"\n";
+  // The reference: pretrained weights, no opt-in.
+  auto base = ExpandStrict(Base(head, weights));
+  ASSERT_TRUE(base.ok()) << base.status();
+  ASSERT_EQ(base->size(), 2u);
+  for (const auto& t : *base) EXPECT_FALSE(t.config.contains("allow_random_init")) << t.label;
+
+  // `allow_random_init = false`, or true for trials that have weights anyway (and smoke, which
+  // needs none), leaves every config and key as it was.
+  for (const std::string flag : {"allow_random_init = false\n", "allow_random_init = true\n"}) {
+    auto same = ExpandStrict(Base(flag + head, weights));
+    ASSERT_TRUE(same.ok()) << same.status();
+    EXPECT_EQ(KeysByLabel(*same), KeysByLabel(*base)) << flag;
+  }
+
+  // Without weights, the opt-in is recorded in the config and so in the key.
+  auto random = ExpandStrict(Base("allow_random_init = true\n" + head));
+  ASSERT_TRUE(random.ok()) << random.status();
+  const Trial& clip = (*random)[0];
+  EXPECT_EQ(clip.config["allow_random_init"], true);
+  EXPECT_FALSE(clip.config["hparams"].contains("pretrained"));
+  EXPECT_EQ(clip.key, TrialKey(clip.config));
+  json without = clip.config;
+  without.erase("allow_random_init");
+  EXPECT_NE(clip.key, TrialKey(without));
+  EXPECT_FALSE((*random)[1].config.contains("allow_random_init"));  // smoke
+  EXPECT_EQ((*random)[1].key, KeysByLabel(*base).at("smoke 1M seed0"));
+
+  // ExpandOptions::allow_random_init (the demo) and an override give the same trials.
+  ExpandOptions by_option;
+  by_option.allow_random_init = true;
+  auto option = ExpandStrict(Base(head), by_option);
+  ASSERT_TRUE(option.ok()) << option.status();
+  EXPECT_EQ(KeysByLabel(*option), KeysByLabel(*random));
+  ExpandOptions by_override;
+  by_override.overrides = json::parse(R"({"allow_random_init": true})");
+  auto over = ExpandStrict(Base(head), by_override);
+  ASSERT_TRUE(over.ok()) << over.status();
+  EXPECT_EQ(KeysByLabel(*over), KeysByLabel(*random));
+  by_override.overrides = json::parse(R"({"allow_random_init": "yes"})");
+  auto bad = ExpandStrict(Base("allow_random_init = true\n" + head), by_override);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(),
+            "r.toml:3:12: 'allow_random_init' must be a boolean, got \"yes\" (overrides)\n"
+            "r.toml:3:20: 'allow_random_init' must be a boolean, got \"yes\" (overrides)");
+
+  // The key itself is typed.
+  auto typed = ParseSweep(Base("allow_random_init = 1\n" + head), "r.toml");
+  ASSERT_FALSE(typed.ok());
+  EXPECT_EQ(typed.status().message(),
+            "r.toml:1:1: 'allow_random_init' must be a boolean, got integer");
+}
+
+TEST(ExpandTest, PretrainedPathsTakeVariablesAndBecomeAbsolute) {
+  // A global [hparams] value reaches every method that takes it; a per-method one wins.
+  const std::string text = Base(
+      "name = \"w\"\nmethods = [\"clip\", \"sd2\", \"xception\"]\n"
+      "scales = [\"1M\"]\n",
+      "[hparams]\npretrained = \"${W}/clip\"\n"
+      "[hparams.xception]\npretrained = \"${X}\"\n");
+  ExpandOptions o;
+  o.vars = {{"W", "/models"}, {"X", "rel/xception.safetensors"}};
+  auto trials = ExpandStrict(text, o);
+  ASSERT_TRUE(trials.ok()) << trials.status();
+  ASSERT_EQ(trials->size(), 3u);
+  EXPECT_EQ((*trials)[0].config["hparams"]["pretrained"], "/models/clip");
+  EXPECT_EQ((*trials)[1].config["hparams"]["pretrained"], "/models/clip");
+  EXPECT_EQ((*trials)[2].config["hparams"]["pretrained"],
+            (std::filesystem::current_path() / "rel/xception.safetensors").string());
+  // The path is trained: another one changes the key.
+  ExpandOptions other = o;
+  other.vars["W"] = "/other";
+  auto moved = ExpandStrict(text, other);
+  ASSERT_TRUE(moved.ok()) << moved.status();
+  EXPECT_NE((*moved)[0].key, (*trials)[0].key);
+  EXPECT_EQ((*moved)[2].key, (*trials)[2].key);
+
+  // An undefined variable is named once, at the key that uses it, even when the global value
+  // reaches two methods.
+  o.vars.erase("W");
+  auto missing = ExpandStrict(text, o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().message(),
+            "r.toml:20:1: undefined variable ${W} (define it with --var W=VALUE or in the "
+            "environment)");
+  // Bad ${...} syntax is a parse error.
+  auto syntax = ParseSweep(Base("name = \"w\"\nmethods = [\"clip\"]\nscales = [\"1M\"]\n",
+                                "[hparams.clip]\npretrained = \"${1W}\"\n"),
+                           "s.toml");
+  ASSERT_FALSE(syntax.ok());
+  EXPECT_EQ(syntax.status().message(),
+            "s.toml:20:1: 'hparams.clip.pretrained': bad variable name '${1W}' in \"${1W}\" (use "
+            "letters, digits and _)");
 }
 
 }  // namespace

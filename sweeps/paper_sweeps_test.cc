@@ -15,10 +15,20 @@ using nlohmann::json;
 
 const std::string kSweeps = std::string(SD2_SOURCE_DIR) + "/sweeps/";
 
+constexpr const char* kClip = "/models/clip-vit-large-patch14";
+constexpr const char* kXception = "/models/xception.safetensors";
+
+// The paper's variables; `demo` adds what `sd2ctl demo` changes (cli/cmd_demo.cc): no weights
+// (empty paths), random initialisation allowed, tiny models, small scales.
 ExpandOptions Options(bool demo) {
   ExpandOptions o;
   o.vars["SD2_DATA"] = "/data/mmi-dd";
+  o.vars["SD2_CLIP"] = kClip;
+  o.vars["SD2_XCEPTION"] = kXception;
   if (demo) {
+    o.vars["SD2_CLIP"] = "";
+    o.vars["SD2_XCEPTION"] = "";
+    o.allow_random_init = true;
     o.scale_map = {{100000, 300}, {1000000, 3000}, {3000000, 9000}};
     o.overrides = json::parse(R"({"model": "tiny", "hparams": {"steps": 40}})");
   }
@@ -71,10 +81,59 @@ TEST(PaperSweepsTest, EveryShippedFileValidatesAndExpands) {
         // Without SD2_DATA the files name the missing variable.
         EXPECT_NE(Expand(*spec).status().message().find("undefined variable ${SD2_DATA}"),
                   std::string::npos);
+        // Each weight variable is required too, named at its position.
+        for (const char* var : {"SD2_CLIP", "SD2_XCEPTION"}) {
+          ExpandOptions without = Options(false);
+          without.vars.erase(var);
+          auto status = Expand(*spec, without).status();
+          bool uses = spec->text.find(std::string("${") + var + "}") != std::string::npos ||
+                      spec->text.find("encoder = \"table2_3") != std::string::npos;
+          if (!uses) {
+            EXPECT_TRUE(status.ok()) << e.path() << " " << var << ": " << status;
+            continue;
+          }
+          EXPECT_NE(status.message().find(std::string("undefined variable ${") + var + "}"),
+                    std::string::npos)
+              << e.path() << ": " << status;
+        }
+        for (const Trial& t : *trials) {
+          // Demo trials start from random weights by choice; the paper's never do.
+          EXPECT_EQ(t.config.contains("allow_random_init"), demo && NeedsPretrained(t.method))
+              << e.path() << " " << t.label;
+          EXPECT_EQ(t.config["hparams"].contains("pretrained"), !demo && NeedsPretrained(t.method))
+              << e.path() << " " << t.label;
+        }
       }
     }
   }
   EXPECT_EQ(files, 5u);  // four paper files + ablation.toml
+}
+
+// The CNN baselines start from ImageNet Xception, the CLIP family, UnivFD and SD2 from CLIP
+// ViT-L/14; probes read their encoders' weights (config.probe.of) and have no path of their own.
+TEST(PaperSweepsTest, PretrainedWeightsForExactlyThePapersMethods) {
+  const std::map<std::string, std::string> want = {
+      {"xception", kXception}, {"recce", kXception}, {"spsl", kXception}, {"clip", kClip},
+      {"clip_lora", kClip},    {"clip_svd", kClip},  {"sd2", kClip},      {"univfd", kClip}};
+  std::set<std::string> seen;
+  for (const char* file :
+       {"paper/table2_3_intra_cross_3m.toml", "paper/table4_genimage_probe.toml",
+        "paper/table5_ablation.toml", "paper/table6_scaling.toml", "ablation.toml"}) {
+    auto trials = Load(file);
+    ASSERT_FALSE(trials.empty()) << file;
+    for (const Trial& t : trials) {
+      seen.insert(t.method);
+      const json& hp = t.config["hparams"];
+      if (t.method == "probe") {
+        EXPECT_FALSE(hp.contains("pretrained")) << file << " " << t.label;
+        continue;
+      }
+      ASSERT_TRUE(want.count(t.method)) << t.method;
+      EXPECT_EQ(hp.value("pretrained", ""), want.at(t.method)) << file << " " << t.label;
+      EXPECT_FALSE(t.config.contains("allow_random_init")) << file << " " << t.label;
+    }
+  }
+  EXPECT_EQ(seen.size(), want.size() + 1);  // every method of the paper, and probe
 }
 
 TEST(PaperSweepsTest, Table2And3HasTheSevenMethodsAndThePapersColumns) {

@@ -104,7 +104,8 @@ std::optional<std::string> Substitute(const Text& text,
     out += text.value.substr(from, start - from);
     auto it = vars.find(name);
     if (it == vars.end()) {
-      errors->Add(text.pos, "undefined variable ${" + name + "}");
+      errors->Add(text.pos, "undefined variable ${" + name + "} (define it with --var " + name +
+                                "=VALUE or in the environment)");
       ok = false;
     } else {
       out += it->second;
@@ -149,6 +150,11 @@ const std::vector<std::string>& KnownMethods() {
   static const std::vector<std::string> kMethods = {
       "xception", "recce", "spsl", "clip", "clip_lora", "clip_svd", "sd2", "univfd", "smoke"};
   return kMethods;
+}
+
+bool NeedsPretrained(const std::string& method) {
+  return method == "xception" || method == "recce" || method == "spsl" || method == "clip" ||
+         method == "clip_lora" || method == "clip_svd" || method == "univfd" || method == "sd2";
 }
 
 json DefaultHparams(const std::string& method) {
@@ -560,9 +566,14 @@ class Parser {
           return std::nullopt;
         }
         std::string v = *n.value<std::string>();
-        if (d.choices.empty()) {  // free text, e.g. a path
+        if (d.choices.empty()) {  // free text, e.g. a path; ${VAR}s are substituted by Expand
           if (v.empty()) {
             Err(pos, "'" + path + "' must not be empty");
+            return std::nullopt;
+          }
+          std::string e = internal::CheckVarSyntax(v);
+          if (!e.empty()) {
+            Err(pos, "'" + path + "': " + e);
             return std::nullopt;
           }
           return json(v);
@@ -817,9 +828,9 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
     return p.errors().ToStatus();
   }
   Scope root{&root_table, "", {1, 1}};
-  p.CheckKeys(
-      root, {"name", "description", "priority", "methods", "scales", "seeds", "model", "data",
-             "eval", "ablation", "hparams", "variant", "resources", "exclude", "include", "probe"});
+  p.CheckKeys(root, {"name", "description", "priority", "methods", "scales", "seeds", "model",
+                     "data", "eval", "ablation", "hparams", "variant", "resources", "exclude",
+                     "include", "probe", "allow_random_init"});
 
   // name, description, priority.
   if (auto name = p.GetText(root, "name", true, false)) {
@@ -836,6 +847,14 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
   }
   if (auto d = p.GetText(root, "description", false, false)) spec.description = d->value;
   if (auto pr = p.GetInt(root, "priority", -1000000, 1000000)) spec.priority = int(*pr);
+  SourcePos ari_pos;
+  if (const toml::node* n = p.Find(root, "allow_random_init", &ari_pos)) {
+    if (n->is_boolean()) {
+      spec.allow_random_init = *n->value<bool>();
+    } else {
+      p.WrongType(ari_pos, "allow_random_init", "a boolean", *n);
+    }
+  }
 
   // methods, scales, seeds.
   SourcePos methods_pos;
@@ -858,6 +877,7 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
         continue;
       }
       spec.methods.push_back(t->value);
+      spec.method_pos.emplace(t->value, t->pos);
     }
   }
   SourcePos scales_pos;
@@ -914,8 +934,10 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
 
   // Methods with trials: listed ones, included ones, and probe.
   std::vector<std::string> used = spec.methods;
-  for (const auto& inc : includes)
+  for (const auto& inc : includes) {
     if (inc.method && !Contains(used, *inc.method)) used.push_back(*inc.method);
+    if (inc.method) spec.method_pos.emplace(*inc.method, inc.pos);
+  }
   if (has_probe) used.push_back("probe");
   bool has_sd2 = Contains(used, "sd2");
 
@@ -1056,6 +1078,7 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
           for (auto& [m, h] : spec.hparams) {
             if (h.contains(key) || MethodAccepts(m, key)) {
               h[key] = *val;
+              if (key == "pretrained") spec.pretrained[m] = Text{val->get<std::string>(), kpos};
               applied = true;
             }
           }
@@ -1085,7 +1108,9 @@ StatusOr<SweepSpec> ParseSweep(std::string_view toml_text, const std::string& fi
               continue;
             }
             auto val = p.HparamValue(*FindHparam(key2), v2, k2pos, path);
-            if (val) h[key2] = *val;
+            if (!val) continue;
+            h[key2] = *val;
+            if (key2 == "pretrained") spec.pretrained[key] = Text{val->get<std::string>(), k2pos};
           }
         } else if (pass == 0 && !def && !is_method) {
           p.Err(kpos, "unknown key '" + key + "' in 'hparams' " + Suggest(key, allowed));

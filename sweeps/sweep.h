@@ -32,8 +32,9 @@ namespace sd2::sweeps {
 
 // What Expand may change without editing the file.
 struct ExpandOptions {
-  // ${NAME} substitution in the strings of [data], [[eval]] and [[probe]].encoder
-  // (e.g. SD2_DATA). An undefined variable is an error naming it.
+  // ${NAME} substitution in the strings of [data], [[eval]], [[probe]].encoder and
+  // hparams.pretrained (e.g. SD2_DATA, SD2_CLIP). An undefined variable is an error naming it
+  // at its FILE:LINE:COL.
   std::map<std::string, std::string> vars;
   // Replaces training scales, e.g. {100000→300, 1000000→3000, 3000000→9000} for the demo.
   // Scales not in the map stay as they are.
@@ -46,6 +47,9 @@ struct ExpandOptions {
   // {"ranks": 1, "gpus_per_rank": 0} to run a GPU sweep on one CPU (the demo). Keys: ranks,
   // gpus_per_rank; each a non-negative integer (ranks >= 1).
   nlohmann::json resources = nlohmann::json::object();
+  // As if every sweep (probe encoder sweeps included) said `allow_random_init = true`: the demo
+  // runs the paper's sweeps without pretrained weights.
+  bool allow_random_init = false;
 };
 
 struct Trial {
@@ -131,6 +135,14 @@ struct SweepSpec {
   // hyper-parameters (built-in defaults < [hparams] < [hparams.<method>]).
   std::map<std::string, std::string> models;
   std::map<std::string, nlohmann::json> hparams;
+  // hparams.pretrained as written (may hold ${VAR}s) with the key's position, per method that
+  // sets it; Expand substitutes it into hparams (empty = no pretrained weights).
+  std::map<std::string, Text> pretrained;
+  // `allow_random_init = true`: trials of methods the paper starts from pretrained weights
+  // (NeedsPretrained) may run without hparams.pretrained; recorded in their configs.
+  bool allow_random_init = false;
+  // Where each method with trials is first named (methods, [[include]]), for messages.
+  std::map<std::string, SourcePos> method_pos;
   Text manifest;
   Text manifest_digest;  // empty value = not given
   Text root;             // empty value = the manifest's folder
@@ -176,6 +188,10 @@ nlohmann::json TrialToJson(const Trial& trial);
 
 // Method names a sweep file may list, in the paper's table order.
 const std::vector<std::string>& KnownMethods();
+// True for the methods the paper trains from pretrained weights (xception, recce, spsl: ImageNet
+// Xception; clip, clip_lora, clip_svd, univfd, sd2: CLIP ViT-L/14). Their trials need
+// hparams.pretrained unless the sweep says allow_random_init = true.
+bool NeedsPretrained(const std::string& method);
 // Built-in hyper-parameters of a method ("probe" included); empty object if unknown.
 nlohmann::json DefaultHparams(const std::string& method);
 

@@ -182,7 +182,7 @@ split = "dev"
             "multi.toml:4:10: 'seeds[0]' must be an integer, got float\n"
             "multi.toml:5:1: unknown key 'colour' (expected one of: name, description, priority, "
             "methods, scales, seeds, model, data, eval, ablation, hparams, variant, resources, "
-            "exclude, include, probe)\n"
+            "exclude, include, probe, allow_random_init)\n"
             "multi.toml:8:1: 'data.manifest' must be a string, got integer\n"
             "multi.toml:12:1: 'eval[0].split': unknown split 'dev' (expected train, val or test)");
 }
