@@ -418,7 +418,9 @@ TEST_F(CoreTest, DeeplyNestedMessagesAreRefusedBeforeAnyCopy) {
 // groups are refused, and `status` says why the trials wait. The attempt records each rank's
 // device, the hosts and the Slurm job of the group that ran it.
 TEST_F(CoreTest, PaperGpuTrialsGoToCudaGroupsOnlyAndStatusSaysWhy) {
-  auto opts = ParseExpandFlags({"SD2_DATA=/data/mmidd"}, "", "");
+  auto opts = ParseExpandFlags({"SD2_DATA=/data/mmidd", "SD2_CLIP=/models/clip",
+                                "SD2_XCEPTION=/models/xception.safetensors"},
+                               "", "");
   ASSERT_TRUE(opts.ok()) << opts.status();
   auto submit =
       BuildSubmit(std::string(SD2_SOURCE_DIR) + "/sweeps/paper/table6_scaling.toml", *opts);
@@ -547,7 +549,9 @@ TEST(WaitReasonTest, NamesBackOffDependenciesAndWhatIsRegistered) {
 // [launcher]: SweepGroups launches groups of the shape the paper sweep's queued trials need
 // (8 ranks, 1 GPU each), and their workers start on CUDA; an explicit `devices` wins.
 TEST_F(CoreTest, LauncherConfigStartsPaperGroupsOnCuda) {
-  auto opts = ParseExpandFlags({"SD2_DATA=/data/mmidd"}, "", "");
+  auto opts = ParseExpandFlags({"SD2_DATA=/data/mmidd", "SD2_CLIP=/models/clip",
+                                "SD2_XCEPTION=/models/xception.safetensors"},
+                               "", "");
   ASSERT_TRUE(opts.ok());
   auto submit =
       BuildSubmit(std::string(SD2_SOURCE_DIR) + "/sweeps/paper/table6_scaling.toml", *opts);

@@ -44,6 +44,8 @@ std::map<std::string, nlohmann::json> EvalSets(const std::string& file, const st
   if (!spec.ok()) return sets;
   sweeps::ExpandOptions o;
   o.vars["SD2_DATA"] = data;
+  o.vars["SD2_CLIP"] = "/models/clip";  // placeholders: expansion does not open them
+  o.vars["SD2_XCEPTION"] = "/models/xception.safetensors";
   StatusOr<std::vector<sweeps::Trial>> trials = sweeps::Expand(*spec, o);
   EXPECT_TRUE(trials.ok()) << trials.status();
   if (!trials.ok()) return sets;
