@@ -145,7 +145,7 @@ std::string TexCell(const Cell& c) {
 std::string RenderLatex(const Table& t) {
   std::ostringstream os;
   const size_t lead = t.switch_columns.empty() ? 1 : t.switch_columns.size();
-  os << "% Table " << t.number << " (sd2 report). Needs \\usepackage{booktabs,amssymb}.\n"
+  os << "% Table " << t.number << " (sd2 report). Needs \\usepackage{booktabs,amssymb,graphicx}.\n"
      << "\\begin{table}[t]\n\\centering\n\\caption{" << EscapeTex(t.caption)
      << " Ours (paper, $\\Delta$).}\n\\label{tab:sd2-" << t.number
      << "}\n\\resizebox{\\linewidth}{!}{%\n"

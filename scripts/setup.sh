@@ -19,6 +19,7 @@ PACKAGES=(
   libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libpcre2-dev libicu-dev
   zlib1g-dev procps hostname openssh-client
   slurm-wlm munge
+  texlive-latex-base texlive-latex-recommended
   python3 python3-venv
 )
 missing=()
