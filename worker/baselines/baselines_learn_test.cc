@@ -28,6 +28,17 @@ TEST_F(BaselinesTrainTest, AdaptedMethodsLearnFromAPretrainedTinyEncoder) {
                     {"univfd", 400, 1e-3},
                     {"sd2", 600, 1e-3, {{"backbone", "full"}, {"label_sampling", "simple"}}, 0.9}},
                    {{"pretrained", pretrained}}, "pretrained_");
+  // The paper's SD²: given pretrained CLIP and no `backbone`, it adapts the towers with LoRA
+  // (LoRA + CLAM + adapter train), not full fine-tuning.
+  RunResult lora = Run(Config("sd2", "tiny",
+                              {{"pretrained", pretrained},
+                               {"steps", 3},
+                               {"label_sampling", "simple"},
+                               {"threads", 1},
+                               {"loader_threads", 1}}),
+                       "pretrained_sd2_default_backbone");
+  ASSERT_TRUE(lora.status.ok()) << lora.status;
+  EXPECT_EQ(lora.variant.value("backbone", ""), "lora") << lora.variant.dump();
 }
 
 }  // namespace

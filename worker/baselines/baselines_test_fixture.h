@@ -113,7 +113,10 @@ class BaselinesTrainTest : public ::testing::Test {
       auto& all = r.scores[set];
       all.insert(all.end(), rows.begin(), rows.end());
     };
-    ctx.report_variant = [&](const json& v) { r.variant = v; };
+    ctx.report_variant = [&](const json& v) {
+      if (!r.variant.is_object()) r.variant = json::object();
+      if (v.is_object()) r.variant.update(v);
+    };
     int polls = 0;
     ctx.preempted = [&]() { return stop_after > 0 && polls++ >= stop_after; };
     ctx.should_stop = [] { return false; };
